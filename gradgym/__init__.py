@@ -1,0 +1,13 @@
+"""gradgym: when do exact gradients through a physics simulator help?
+
+Importing ``gradgym`` registers the Gymnasium ids ``gradgym/<Robot>-v0``.
+"""
+
+__version__ = "0.1.0"
+
+from gradgym.envs import make  # noqa: E402
+from gradgym.envs.registration import register_envs  # noqa: E402
+
+register_envs()
+
+__all__ = ["__version__", "make", "register_envs"]

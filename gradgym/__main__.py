@@ -1,0 +1,5 @@
+import sys
+
+from gradgym.cli import main
+
+sys.exit(main())

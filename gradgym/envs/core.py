@@ -1,0 +1,415 @@
+"""The functional core: a Brax robot as pure ``reset(key)`` / ``step(state, action)``.
+
+Everything here is a pure JAX function over pytrees, safe under ``jit``, ``vmap``
+and ``grad``. The Gymnasium and SB3 shells (``gym_env.py``, ``vector_env.py``,
+``sb3_vec_env.py``) wrap this core; nothing here does I/O or owns an RNG.
+
+Stochasticity is explicit. :class:`NoiseConfig` describes reset noise, action
+noise, observation noise and physics randomisation (friction and mass scales).
+``reset(key)`` draws the episode's physics and a per-episode noise key from
+``key``; ``step`` splits that key for action/observation noise. Holding ``key``
+fixed holds every noise source fixed (pathwise gradients); resampling it
+resamples them (score-function / ES estimates).
+
+Which reward terms carry useful gradients: forward-velocity and control-cost
+terms are smooth functions of the state and action; healthy/survive bonuses are
+piecewise constant (zero gradient almost everywhere); contact terms are
+non-smooth at contact onset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import math
+import warnings
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from gradgym.envs.robots import RobotSpec, get_robot, resolve_backend
+
+
+@struct.dataclass
+class PhysicsParams:
+    """Multiplicative physics scales; differentiable (e.g. d return / d friction).
+
+    Attributes:
+        friction: scale on every geom's sliding friction coefficient.
+        mass: scale on every body's mass and rotational inertia.
+    """
+
+    friction: jax.Array
+    mass: jax.Array
+
+    @classmethod
+    def nominal(cls, dtype=jnp.float32) -> PhysicsParams:
+        return cls(friction=jnp.ones((), dtype), mass=jnp.ones((), dtype))
+
+
+@struct.dataclass
+class State:
+    """State of one robot (batch it with ``jax.vmap``).
+
+    Attributes:
+        inner: the wrapped ``brax.envs.State`` (physics, clean obs, metrics).
+        obs: observation as the agent sees it (with observation noise).
+        reward: reward of the last transition (0 after reset, 0 when diverged).
+        terminated: the MDP reached a terminal state (unhealthy, or diverged).
+        truncated: the episode hit ``episode_length`` without terminating.
+        diverged: the physics state became non-finite on the last step.
+        steps: environment steps taken in this episode (int32).
+        key: the episode's noise key; split by every step.
+        physics: this episode's :class:`PhysicsParams`.
+    """
+
+    inner: Any
+    obs: jax.Array
+    reward: jax.Array
+    terminated: jax.Array
+    truncated: jax.Array
+    diverged: jax.Array
+    steps: jax.Array
+    key: jax.Array
+    physics: PhysicsParams
+
+    @property
+    def done(self) -> jax.Array:
+        return jnp.logical_or(self.terminated, self.truncated)
+
+    @property
+    def metrics(self) -> dict[str, jax.Array]:
+        return self.inner.metrics
+
+
+def _check_range(name: str, value: Any) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a (low, high) pair of floats or None, got {value!r}.") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= hi):
+        raise ValueError(f"{name} must satisfy 0 < low <= high (finite), got {value!r}.")
+    return (lo, hi)
+
+
+@dataclasses.dataclass(frozen=True)
+class NoiseConfig:
+    """The noise model; every draw comes from the key passed to ``reset``.
+
+    Attributes:
+        reset_noise_scale: scale of the initial-state noise. ``None`` keeps the
+            robot's own Brax default. For robots whose Brax constructor takes
+            ``reset_noise_scale`` (ant, halfcheetah, hopper, humanoid, walker2d)
+            it replaces that value; for the others it adds U(-s, s) to the
+            joint positions and s * N(0, 1) to the joint velocities on top of
+            the robot's own reset distribution.
+        action_noise: std of Gaussian noise added to every action before physics.
+        obs_noise: std of Gaussian noise added to every observation.
+        friction_range: ``(low, high)``: friction scale drawn U(low, high) per
+            episode; ``None`` keeps it at 1.
+        mass_range: ``(low, high)``: mass/inertia scale drawn U(low, high) per
+            episode; ``None`` keeps it at 1.
+    """
+
+    reset_noise_scale: float | None = None
+    action_noise: float = 0.0
+    obs_noise: float = 0.0
+    friction_range: tuple[float, float] | None = None
+    mass_range: tuple[float, float] | None = None
+
+    def __post_init__(self):
+        for name in ("action_noise", "obs_noise"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"{name} must be a finite float >= 0, got {v!r}.")
+            object.__setattr__(self, name, float(v))
+        s = self.reset_noise_scale
+        if s is not None:
+            if not isinstance(s, (int, float)) or not math.isfinite(s) or s < 0:
+                raise ValueError(f"reset_noise_scale must be a finite float >= 0 or None, got {s!r}.")
+            object.__setattr__(self, "reset_noise_scale", float(s))
+        object.__setattr__(self, "friction_range", _check_range("friction_range", self.friction_range))
+        object.__setattr__(self, "mass_range", _check_range("mass_range", self.mass_range))
+
+
+NOISE_OPTIONS = tuple(f.name for f in dataclasses.fields(NoiseConfig))
+
+
+def _scaled_sys(sys, physics: PhysicsParams):
+    """Returns ``sys`` with friction and mass scaled (differentiably)."""
+    friction = sys.geom_friction.at[:, 0].multiply(physics.friction)
+    link = sys.link
+    inertia = link.inertia.replace(mass=link.inertia.mass * physics.mass, i=link.inertia.i * physics.mass)
+    return sys.replace(
+        geom_friction=friction,
+        link=link.replace(inertia=inertia),
+        body_mass=sys.body_mass * physics.mass,
+        body_inertia=sys.body_inertia * physics.mass,
+    )
+
+
+class BraxEnv:
+    """A Brax robot as a pure functional environment.
+
+    Build one with :func:`make` (cached: the same options return the same
+    object, so compiled functions are shared). All methods are pure.
+    """
+
+    def __init__(
+        self,
+        robot: str = "ant",
+        backend: str | None = None,
+        noise: NoiseConfig = NoiseConfig(),
+        episode_length: int | None = None,
+        dtype: str = "float32",
+    ):
+        self.spec: RobotSpec = get_robot(robot)
+        self.robot = robot
+        self.backend = resolve_backend(self.spec, backend)
+        if not isinstance(noise, NoiseConfig):
+            raise TypeError(f"noise must be a gradgym.envs.NoiseConfig, got {type(noise).__name__}.")
+        self.noise = noise
+        if episode_length is not None and (
+            isinstance(episode_length, bool) or not isinstance(episode_length, int) or episode_length < 1
+        ):
+            raise ValueError(f"episode_length must be a positive int or None, got {episode_length!r}.")
+        self.episode_length = episode_length
+        if dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}.")
+        self.dtype = dtype
+
+        from brax import envs as brax_envs
+
+        kwargs: dict[str, Any] = {"backend": self.backend}
+        if noise.reset_noise_scale is not None and self.spec.native_reset_noise:
+            kwargs["reset_noise_scale"] = noise.reset_noise_scale
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*not actively being maintained.*")
+            self.brax_env = brax_envs.get_environment(robot, **kwargs)
+        self._sys = self.brax_env.sys
+        self._obs_needs_action = "action" in inspect.signature(self.brax_env._get_obs).parameters
+
+    # -- static facts -----------------------------------------------------
+    @property
+    def action_size(self) -> int:
+        return int(self.brax_env.action_size)
+
+    @property
+    def observation_size(self) -> int:
+        return int(self.brax_env.observation_size)
+
+    @property
+    def dt(self) -> float:
+        return float(self.brax_env.dt)
+
+    @property
+    def action_bounds(self) -> tuple[Any, Any]:
+        """(low, high) numpy arrays from the actuators' control ranges."""
+        import numpy as np
+
+        cr = np.asarray(self._sys.actuator.ctrl_range, dtype=np.float32)
+        low, high = cr[:, 0], cr[:, 1]
+        if not (np.all(np.isfinite(cr)) and np.all(high > low)):
+            low, high = -np.ones(self.action_size, np.float32), np.ones(self.action_size, np.float32)
+        return low, high
+
+    @property
+    def state_size(self) -> int:
+        """Length of the physics state vector (q, qd) used by Jacobians."""
+        return int(self._sys.q_size() + self._sys.qd_size())
+
+    def __repr__(self) -> str:
+        return f"BraxEnv(robot={self.robot!r}, backend={self.backend!r}, noise={self.noise}, episode_length={self.episode_length}, dtype={self.dtype!r})"
+
+    # -- internals --------------------------------------------------------
+    def _float(self):
+        return jnp.float64 if self.dtype == "float64" else jnp.float32
+
+    def _call_with_physics(self, physics: PhysicsParams, fn, *args):
+        """Runs ``fn`` with the brax env's system scaled by ``physics``.
+
+        Brax envs read ``self.sys`` at trace time, so swapping it for the
+        duration of the call threads traced physics parameters through the
+        pipeline (the same device Brax's domain-randomisation wrapper uses).
+        """
+        sys = self._sys
+        if self.dtype == "float64":
+            sys = jax.tree.map(lambda x: x.astype(jnp.float64) if jnp.issubdtype(x.dtype, jnp.floating) else x, sys)
+        self.brax_env.sys = _scaled_sys(sys, physics)
+        try:
+            return fn(*args)
+        finally:
+            self.brax_env.sys = self._sys
+
+    def _sample_physics(self, key: jax.Array) -> PhysicsParams:
+        kf, km = jax.random.split(key)
+        f = self._float()
+
+        def draw(k, rng):
+            if rng is None:
+                return jnp.ones((), f)
+            return jax.random.uniform(k, (), f, rng[0], rng[1])
+
+        return PhysicsParams(friction=draw(kf, self.noise.friction_range), mass=draw(km, self.noise.mass_range))
+
+    def _observe(self, clean_obs: jax.Array, key: jax.Array) -> jax.Array:
+        if self.noise.obs_noise == 0.0:
+            return clean_obs
+        return clean_obs + self.noise.obs_noise * jax.random.normal(key, clean_obs.shape, clean_obs.dtype)
+
+    def _wrap(self, inner, key, physics, obs_key) -> State:
+        f = self._float()
+        return State(
+            inner=inner,
+            obs=self._observe(inner.obs, obs_key),
+            reward=jnp.zeros((), f),
+            terminated=jnp.zeros((), bool),
+            truncated=jnp.zeros((), bool),
+            diverged=jnp.zeros((), bool),
+            steps=jnp.zeros((), jnp.int32),
+            key=key,
+            physics=physics,
+        )
+
+    def _inner_from_qqd(self, q, qd, template):
+        ps = self.brax_env.pipeline_init(q, qd)
+        if self._obs_needs_action:
+            obs = self.brax_env._get_obs(ps, jnp.zeros(self.action_size, q.dtype))
+        else:
+            obs = self.brax_env._get_obs(ps)
+        return template.replace(pipeline_state=ps, obs=obs.astype(template.obs.dtype))
+
+    # -- public API ---------------------------------------------------------
+    def reset(self, key: jax.Array, physics: PhysicsParams | None = None) -> State:
+        """Samples an initial state (and, unless given, the episode's physics)."""
+        k_reset, k_phys, k_extra, k_obs, k_ep = jax.random.split(key, 5)
+        physics = self._sample_physics(k_phys) if physics is None else physics
+
+        def _reset():
+            inner = self.brax_env.reset(k_reset)
+            s = self.noise.reset_noise_scale
+            if s is not None and not self.spec.native_reset_noise and s > 0:
+                kq, kqd = jax.random.split(k_extra)
+                ps = inner.pipeline_state
+                q = ps.q + jax.random.uniform(kq, ps.q.shape, ps.q.dtype, -s, s)
+                qd = ps.qd + s * jax.random.normal(kqd, ps.qd.shape, ps.qd.dtype)
+                inner = self._inner_from_qqd(q, qd, inner)
+            return inner
+
+        inner = self._call_with_physics(physics, _reset)
+        return self._wrap(inner, k_ep, physics, k_obs)
+
+    def init_from(self, q: jax.Array, qd: jax.Array, key: jax.Array, physics: PhysicsParams | None = None) -> State:
+        """A state with given joint positions/velocities: differentiable in q, qd."""
+        template = self.reset(key, physics)
+        inner = self._call_with_physics(template.physics, self._inner_from_qqd, q, qd, template.inner)
+        k_obs, _ = jax.random.split(template.key)
+        return template.replace(inner=inner, obs=self._observe(inner.obs, k_obs))
+
+    def step(self, state: State, action: jax.Array) -> State:
+        """Advances one control step. Pure; branch-free; differentiable.
+
+        A non-finite physics state sets ``terminated`` and ``diverged``, zeroes
+        the reward and keeps the last finite observation, so nothing non-finite
+        reaches the caller (the next step of a diverged state is undefined;
+        reset it, as autoreset does).
+        """
+        key, k_act, k_obs = jax.random.split(state.key, 3)
+        if self.noise.action_noise > 0.0:
+            action = action + self.noise.action_noise * jax.random.normal(k_act, action.shape, action.dtype)
+        inner = self._call_with_physics(state.physics, self.brax_env.step, state.inner, action)
+        ps = inner.pipeline_state
+        finite = jnp.all(jnp.isfinite(inner.obs)) & jnp.all(jnp.isfinite(ps.q)) & jnp.all(jnp.isfinite(ps.qd))
+        finite = finite & jnp.isfinite(inner.reward)
+        obs = jnp.where(finite, inner.obs, state.inner.obs)
+        inner = inner.replace(obs=obs, reward=jnp.where(finite, inner.reward, 0.0))
+        steps = state.steps + 1
+        terminated = (inner.done > 0) | ~finite
+        truncated = ~terminated & (steps >= self.episode_length if self.episode_length else jnp.zeros((), bool))
+        return State(
+            inner=inner,
+            obs=self._observe(obs, k_obs),
+            reward=inner.reward.astype(self._float()),
+            terminated=terminated,
+            truncated=truncated,
+            diverged=~finite,
+            steps=steps,
+            key=key,
+            physics=state.physics,
+        )
+
+    def autoreset_step(self, state: State, action: jax.Array) -> tuple[State, State]:
+        """Steps, and restarts finished episodes from a fresh initial state.
+
+        Returns ``(next_state, final_state)``. ``final_state`` is the raw step
+        result (true terminal observation, reward and flags). ``next_state``
+        equals it, except where the episode ended: there it is a new episode
+        whose initial state and physics are sampled from a key split off the
+        episode key (never a cached first state). Gradients stop at the
+        episode boundary.
+        """
+        final = self.step(state, action)
+        key, reset_key = jax.random.split(final.key)
+        fresh = jax.lax.stop_gradient(self.reset(reset_key))
+        final = final.replace(key=key)
+        nxt = jax.tree.map(lambda a, b: jnp.where(final.done, a, b), fresh, final)
+        return nxt, final
+
+    # -- physics state as a flat vector (for Jacobians) ---------------------
+    def state_vector(self, state: State) -> jax.Array:
+        """The physics state (q, qd) as one flat vector."""
+        ps = state.inner.pipeline_state
+        return jnp.concatenate([ps.q, ps.qd])
+
+    def with_state_vector(self, state: State, vec: jax.Array) -> State:
+        """``state`` with its physics rebuilt from a (q, qd) vector."""
+        nq = self._sys.q_size()
+        inner = self._call_with_physics(state.physics, self._inner_from_qqd, vec[:nq], vec[nq:], state.inner)
+        return state.replace(inner=inner, obs=inner.obs)
+
+
+@functools.lru_cache(maxsize=64)
+def _make_cached(robot, backend, noise, episode_length, dtype) -> BraxEnv:
+    return BraxEnv(robot, backend, noise, episode_length, dtype)
+
+
+def make(
+    robot: str = "ant",
+    backend: str | None = None,
+    *,
+    episode_length: int | None = None,
+    dtype: str = "float32",
+    noise: NoiseConfig | None = None,
+    **noise_options: Any,
+) -> BraxEnv:
+    """Returns the (cached) functional env for these options.
+
+    Args:
+        robot: Brax robot name (see ``gradgym.envs.ROBOTS``).
+        backend: physics backend; ``None`` = the robot's default (spring).
+        episode_length: steps after which ``truncated`` is set; ``None`` = never.
+        dtype: ``"float32"`` or ``"float64"`` (needs ``jax_enable_x64``).
+        noise: a :class:`NoiseConfig`, or pass its fields as keyword options.
+    """
+    unknown = sorted(set(noise_options) - set(NOISE_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"Unknown env option(s) {', '.join(map(repr, unknown))}; valid options: backend, "
+            f"episode_length, dtype, noise, {', '.join(NOISE_OPTIONS)}."
+        )
+    if noise is None:
+        noise = NoiseConfig(**noise_options)
+    elif noise_options:
+        noise = dataclasses.replace(noise, **noise_options)
+    if dtype == "float64" and not jax.config.jax_enable_x64:
+        raise ValueError(
+            "dtype='float64' needs 64-bit JAX: run `jax.config.update('jax_enable_x64', True)` "
+            "or use `with jax.enable_x64(True):` before making the env."
+        )
+    get_robot(robot)  # fail early with the list of names
+    return _make_cached(robot, backend, noise, episode_length, dtype)

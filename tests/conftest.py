@@ -1,0 +1,7 @@
+"""Shared fixtures. Compiled functions are cached by gradgym itself (per env
+options), so tests that make the same env reuse the same compiled code."""
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "osmesa")
+os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")

@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MUJOCO_GL", "osmesa")
     os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+    from gradgym.cache import enable_compilation_cache
+
+    enable_compilation_cache()
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     if not argv:

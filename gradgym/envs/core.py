@@ -239,7 +239,7 @@ class BraxEnv:
         """
         sys = self._sys
         if self.dtype == "float64":
-            sys = jax.tree.map(lambda x: x.astype(jnp.float64) if jnp.issubdtype(x.dtype, jnp.floating) else x, sys)
+            sys = jax.tree.map(lambda x: x.astype(jnp.float64) if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating) else x, sys)
         self.brax_env.sys = _scaled_sys(sys, physics)
         try:
             return fn(*args)

@@ -1,0 +1,239 @@
+"""``GradGymEnv``: one Brax robot behind the ``gymnasium.Env`` API.
+
+A thin stateful shell over the functional core (:mod:`gradgym.envs.core`): it
+owns the RNG (``self.np_random``), converts JAX outputs to numpy float32
+copies / Python ``float`` / Python ``bool``, validates actions, and renders.
+Compiled ``reset``/``step`` are cached per core env object, and the core env
+is cached per options, so a second instance with the same options (or
+Gymnasium's checker re-making the env) does not recompile.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import weakref
+from typing import Any, NamedTuple
+
+import gymnasium
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gradgym.envs import render as _render
+from gradgym.envs.core import NOISE_OPTIONS, BraxEnv, State, make
+from gradgym.envs.robots import get_robot
+
+ENV_OPTIONS: tuple[str, ...] = (*NOISE_OPTIONS, "noise")
+"""Keyword options accepted by the shells (passed through ``gym.make``/``make_vec``)."""
+
+MAX_RECORDED_STEPS = 10_000
+"""The Env keeps the states of at most this many latest steps for :meth:`GradGymEnv.save_html`."""
+
+
+def make_core(robot: str, backend: str | None, options: dict[str, Any]) -> BraxEnv:
+    """Validates shell options and returns the cached float32 core env."""
+    unknown = sorted(set(options) - set(ENV_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"Unknown env option(s) {', '.join(map(repr, unknown))} for robot {robot!r}; "
+            f"valid options: backend, {', '.join(ENV_OPTIONS)} "
+            "(and max_episode_steps through gymnasium.make / make_vec)."
+        )
+    get_robot(robot)
+    return make(robot, backend, **options)
+
+
+def metric_names(env: BraxEnv) -> tuple[str, ...]:
+    """Sorted names of the robot's Brax metrics (traced once, not compiled)."""
+    return _compiled(env).metrics
+
+
+def strong_types(tree: Any) -> Any:
+    """Drops JAX weak types so a jitted step's output state matches its input (no retrace)."""
+    return jax.tree.map(lambda x: jax.lax.convert_element_type(x, jnp.asarray(x).dtype), tree)
+
+
+def _scalars(state: State, names: tuple[str, ...]) -> jax.Array:
+    """reward, terminated, diverged and the metrics as one float32 vector: one host transfer."""
+    parts = [state.reward, state.terminated, state.diverged] + [state.metrics[k] for k in names]
+    return jnp.stack([jnp.asarray(p, jnp.float32).reshape(()) for p in parts])
+
+
+class _Compiled(NamedTuple):
+    reset: Any
+    step: Any
+    metrics: tuple[str, ...]
+
+
+_CACHE: weakref.WeakKeyDictionary[BraxEnv, _Compiled] = weakref.WeakKeyDictionary()
+
+
+def _compiled(env: BraxEnv) -> _Compiled:
+    """Jitted single-env reset/step for ``env``, built once per core env object."""
+    fns = _CACHE.get(env)
+    if fns is None:
+        names = tuple(sorted(jax.eval_shape(env.reset, jax.random.PRNGKey(0)).metrics))
+
+        def reset(seed: jax.Array):
+            state = strong_types(env.reset(jax.random.PRNGKey(seed)))
+            return state, state.obs, _scalars(state, names)
+
+        def step(state: State, action: jax.Array):
+            state = strong_types(env.step(state, action))
+            return state, state.obs, _scalars(state, names)
+
+        fns = _CACHE[env] = _Compiled(jax.jit(reset), jax.jit(step), names)
+    return fns
+
+
+def check_action(action: Any, shape: tuple[int, ...], what: str = "action") -> np.ndarray:
+    """``action`` as a float32 array of exactly ``shape`` with finite entries, else ValueError."""
+    try:
+        a = np.asarray(action, dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{what} must be a numeric array of shape {shape}, got {action!r} ({e}).") from None
+    if a.shape != shape:
+        raise ValueError(
+            f"{what} has shape {a.shape}, expected {shape}; pass a float32 array of shape {shape} "
+            "(see action_space)."
+        )
+    if not np.all(np.isfinite(a)):
+        bad = np.argwhere(~np.isfinite(a)).tolist()
+        raise ValueError(f"{what} contains non-finite values (NaN/inf at indices {bad}): {a.tolist()}; pass finite numbers.")
+    return a
+
+
+class GradGymEnv(gymnasium.Env):
+    """A differentiable Brax robot as a Gymnasium environment.
+
+    Made by ``gymnasium.make("gradgym/Ant-v0", **options)`` (after ``import
+    gradgym``, or ``gymnasium.make("gradgym:gradgym/Ant-v0")``). Observations
+    are float32 numpy copies; rewards are Python floats; ``terminated`` is set
+    when the robot is unhealthy or the physics diverged; ``truncated`` is always
+    ``False`` here (``gymnasium.make`` adds ``TimeLimit`` with the robot's
+    ``max_episode_steps``).
+
+    Actions are **not clipped**, as in Gymnasium's Ant-v5: the physics clamps
+    controls to the actuators' ranges, while the control cost uses the raw
+    action. Actions of the wrong shape or with NaN/inf raise ``ValueError``.
+    After a diverged step (``info["diverged"]``) the next ``step`` raises
+    ``gymnasium.error.ResetNeeded``.
+
+    Args:
+        robot: Brax robot name (``gradgym.envs.ROBOTS``).
+        backend: physics backend; ``None`` = the robot's default.
+        render_mode: ``None`` or ``"rgb_array"``.
+        width: frame width in pixels for ``render``.
+        height: frame height in pixels for ``render``.
+        record: keep the states since reset for :meth:`save_html` (costs ~25% of
+            step speed); ``None`` = record when ``render_mode`` is set.
+        **options: noise options of :func:`gradgym.envs.make`: ``reset_noise_scale``,
+            ``action_noise``, ``obs_noise``, ``friction_range``, ``mass_range``
+            (or ``noise=NoiseConfig(...)``).
+
+    ## Version History
+    * v0: initial release (Brax 0.14.2 robots; float32 observations; Ant-v5-style
+      unclipped actions; ``info["diverged"]``).
+    """
+
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 20}
+
+    def __init__(
+        self,
+        robot: str = "ant",
+        backend: str | None = None,
+        render_mode: str | None = None,
+        width: int = _render.DEFAULT_WIDTH,
+        height: int = _render.DEFAULT_HEIGHT,
+        record: bool | None = None,
+        **options: Any,
+    ):
+        self.core = make_core(robot, backend, options)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}.")
+        self.render_mode = render_mode
+        self.width, self.height = _render._check_size(width, height)
+        self.metadata = {**type(self).metadata, "render_fps": int(round(1.0 / self.core.dt))}
+        low, high = self.core.action_bounds
+        self.action_space = gymnasium.spaces.Box(low=low, high=high, dtype=np.float32)
+        n_obs = self.core.observation_size
+        self.observation_space = gymnasium.spaces.Box(-np.inf, np.inf, (n_obs,), np.float32)
+        self._fns = _compiled(self.core)
+        self._state: State | None = None
+        self._diverged = False
+        self.record = render_mode is not None if record is None else bool(record)
+        self._states: collections.deque = collections.deque(maxlen=MAX_RECORDED_STEPS + 1)
+        self._renderer: _render.FrameRenderer | None = None
+
+    # -- conversion -----------------------------------------------------------
+    def _outputs(self, state: State, obs: jax.Array, scalars: jax.Array):
+        self._state = state
+        if self.record:
+            self._states.append(state.inner.pipeline_state)
+        obs, scalars = jax.device_get((obs, scalars))
+        vals = np.asarray(scalars).tolist()
+        info: dict[str, Any] = dict(zip(self._fns.metrics, vals[3:], strict=True))
+        info["diverged"] = self._diverged = bool(vals[2])
+        return np.array(obs, dtype=np.float32), float(vals[0]), bool(vals[1]), info
+
+    # -- gymnasium API ------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Starts an episode; the JAX key is drawn from ``self.np_random``."""
+        super().reset(seed=seed)
+        if options:
+            raise ValueError(f"GradGymEnv.reset takes no options, got {sorted(options)}; pass options=None.")
+        key_seed = self.np_random.integers(0, 2**32 - 1, dtype=np.uint32)
+        self._states.clear()
+        obs, _, _, info = self._outputs(*self._fns.reset(key_seed))
+        return obs, info
+
+    def step(self, action: Any):
+        """Advances one control step; returns (obs, reward, terminated, truncated=False, info)."""
+        if self._state is None:
+            raise gymnasium.error.ResetNeeded("Cannot call step() before reset(): call env.reset(seed=...) first.")
+        if self._diverged:
+            raise gymnasium.error.ResetNeeded(
+                "The physics diverged (non-finite state) on the last step, so the episode is over: call reset()."
+            )
+        a = check_action(action, self.action_space.shape)
+        obs, reward, terminated, info = self._outputs(*self._fns.step(self._state, a))
+        return obs, reward, terminated, False, info
+
+    def render(self) -> np.ndarray | None:
+        """With ``render_mode="rgb_array"``: the current frame as a uint8 (H, W, 3) array."""
+        if self.render_mode is None:
+            gymnasium.logger.warn(
+                "render() called without a render_mode; make the env with render_mode='rgb_array', "
+                f'e.g. gymnasium.make("{get_robot(self.core.robot).gym_id}", render_mode="rgb_array").'
+            )
+            return None
+        if self._state is None:
+            raise gymnasium.error.ResetNeeded("Cannot call render() before reset(): call env.reset() first.")
+        if self._renderer is None:
+            self._renderer = _render.FrameRenderer(self.core.brax_env.sys, self.width, self.height)
+        return self._renderer.render(self._state.inner.pipeline_state)
+
+    def save_html(self, path: str | os.PathLike) -> str:
+        """Writes the trajectory since the last reset as brax's interactive HTML viewer (atomic)."""
+        if self._state is None:
+            raise gymnasium.error.ResetNeeded("Nothing to export: call reset() and step() before save_html().")
+        if not self.record:
+            raise ValueError(
+                "This env does not record its trajectory: make it with record=True "
+                "(or render_mode='rgb_array') before calling save_html()."
+            )
+        return str(_render.save_html(path, self.core.brax_env.sys, list(self._states), self.height))
+
+    @property
+    def recorded_states(self) -> list[Any]:
+        """Brax pipeline states since the last reset (the reset state first)."""
+        return list(self._states)
+
+    def close(self) -> None:
+        """Releases the renderer; safe to call more than once."""
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+        self._states.clear()
+        super().close()

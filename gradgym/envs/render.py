@@ -1,0 +1,150 @@
+"""Rendering helpers: RGB frames (MuJoCo offscreen) and interactive HTML (brax viewer).
+
+Frames come from MuJoCo's renderer on the robot's MJCF model, posed with the
+Brax state's joint positions. Headless Linux needs an offscreen GL: this module
+defaults ``MUJOCO_GL=osmesa`` when no display is present and MuJoCo has not
+been imported yet (set it yourself before importing brax/mujoco otherwise).
+
+All files are written atomically (a temporary file in the same folder, then
+``os.replace``), so a crash never leaves a half-written PNG or HTML file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+if (
+    sys.platform.startswith("linux")
+    and "mujoco" not in sys.modules
+    and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+):
+    os.environ.setdefault("MUJOCO_GL", "osmesa")
+    os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+
+DEFAULT_WIDTH = 480
+DEFAULT_HEIGHT = 480
+
+
+def _check_size(width: int, height: int) -> tuple[int, int]:
+    for name, v in (("width", width), ("height", height)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 16 <= v <= 4096:
+            raise ValueError(f"{name} must be an int in [16, 4096] pixels, got {v!r}.")
+    return int(width), int(height)
+
+
+def default_camera(mj_model: Any) -> int | str:
+    """The robot's tracking camera if its MJCF defines one, else MuJoCo's free camera (-1)."""
+    import mujoco
+
+    for i in range(mj_model.ncam):
+        if mujoco.mj_id2name(mj_model, mujoco.mjtObj.mjOBJ_CAMERA, i) == "track":
+            return "track"
+    return -1
+
+
+class FrameRenderer:
+    """Renders Brax pipeline states of one robot to ``uint8`` (H, W, 3) arrays.
+
+    Holds one MuJoCo offscreen context (creating it is the slow part), so reuse
+    the instance for every frame and call :meth:`close` when done.
+
+    Args:
+        sys: the Brax ``System`` of the robot (``BraxEnv.brax_env.sys``).
+        width: frame width in pixels.
+        height: frame height in pixels.
+        camera: camera name or id; ``None`` picks :func:`default_camera`.
+    """
+
+    def __init__(self, sys: Any, width: int = DEFAULT_WIDTH, height: int = DEFAULT_HEIGHT, camera=None):
+        import mujoco
+
+        self.width, self.height = _check_size(width, height)
+        self._model = sys.mj_model
+        self._camera = default_camera(self._model) if camera is None else camera
+        try:
+            self._renderer = mujoco.Renderer(self._model, height=self.height, width=self.width)
+        except Exception as e:  # the GL backend is missing or misconfigured
+            raise RuntimeError(
+                f"Could not create a MuJoCo offscreen renderer ({e}). On a headless machine set "
+                "MUJOCO_GL=osmesa (and install libosmesa6) before importing brax or mujoco."
+            ) from e
+        self._data = mujoco.MjData(self._model)
+
+    def render(self, pipeline_state: Any) -> np.ndarray:
+        """One frame of a (single, unbatched) Brax pipeline state."""
+        import mujoco
+
+        q = np.asarray(pipeline_state.q, dtype=np.float64)
+        if q.ndim != 1:
+            raise ValueError(f"FrameRenderer.render needs one unbatched state; got q with shape {q.shape}.")
+        self._data.qpos[:] = q
+        self._data.qvel[:] = np.asarray(pipeline_state.qd, dtype=np.float64)
+        mujoco.mj_forward(self._model, self._data)
+        self._renderer.update_scene(self._data, camera=self._camera)
+        return np.array(self._renderer.render(), dtype=np.uint8)
+
+    def close(self) -> None:
+        """Frees the GL context (idempotent)."""
+        renderer, self._renderer = getattr(self, "_renderer", None), None
+        if renderer is not None:
+            renderer.close()
+
+
+def render_frames(
+    sys: Any, states: Sequence[Any], width: int = DEFAULT_WIDTH, height: int = DEFAULT_HEIGHT, camera=None
+) -> list[np.ndarray]:
+    """Renders a list of Brax pipeline states to ``uint8`` (H, W, 3) frames."""
+    renderer = FrameRenderer(sys, width, height, camera)
+    try:
+        return [renderer.render(s) for s in states]
+    finally:
+        renderer.close()
+
+
+def _atomic_write(path: str | os.PathLike, data: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def save_png(path: str | os.PathLike, frame: np.ndarray) -> Path:
+    """Writes a ``uint8`` (H, W, 3) frame as a PNG, atomically; returns the path."""
+    from PIL import Image
+
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(f"save_png needs a uint8 (H, W, 3) array, got {frame.dtype} {frame.shape}.")
+    buf = io.BytesIO()
+    Image.fromarray(frame).save(buf, format="png")
+    return _atomic_write(path, buf.getvalue())
+
+
+def html_string(sys: Any, states: Sequence[Any], height: int = DEFAULT_HEIGHT) -> str:
+    """An interactive three.js viewer (brax's) of a trajectory of pipeline states."""
+    from brax.io import html
+
+    if len(states) == 0:
+        raise ValueError("Cannot export an empty trajectory to HTML: reset the env and step it at least once.")
+    return html.render(sys, list(states), height=height, colab=False)
+
+
+def save_html(path: str | os.PathLike, sys: Any, states: Sequence[Any], height: int = DEFAULT_HEIGHT) -> Path:
+    """Writes the brax HTML viewer of ``states`` to ``path`` atomically; returns the path."""
+    return _atomic_write(path, html_string(sys, states, height).encode("utf-8"))

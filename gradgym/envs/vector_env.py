@@ -1,0 +1,307 @@
+"""``GradGymVectorEnv``: a batch of one Brax robot behind ``gymnasium.vector.VectorEnv``.
+
+Every step is one jitted, vmapped call of the functional core for the whole
+batch: stepping, per-env truncation at ``max_episode_steps`` and autoreset all
+happen inside it (a ``needs_reset`` mask lives in the jitted state), with no
+Python loop over envs. Finished episodes restart from a freshly sampled initial
+state whose key is split off the episode key (never a cached first state).
+
+The batched kernel (:func:`batched`) is shared with the SB3 shell
+(:mod:`gradgym.envs.sb3_vec_env`) and cached per core env object.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any, NamedTuple
+
+import gymnasium
+import jax
+import jax.numpy as jnp
+import numpy as np
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from gradgym.envs import render as _render
+from gradgym.envs.core import BraxEnv, State
+from gradgym.envs.gym_env import check_action, make_core, metric_names, strong_types
+from gradgym.envs.robots import get_robot
+
+NO_LIMIT = np.iinfo(np.int32).max
+COLS = ("reward", "terminated", "truncated", "diverged")
+"""Leading columns of the per-env float32 scalar block returned by the kernel; metrics follow."""
+
+
+class Batched(NamedTuple):
+    """Jitted batched kernels for one core env (see :func:`batched`)."""
+
+    reset: Any  # (seeds[n] uint32) -> (state, obs, scal)
+    reset_masked: Any  # (state, seeds, mask) -> (state, obs, scal)
+    step_next: Any  # (state, needs_reset, actions, max_steps) -> (state, needs_reset, obs, scal)
+    step_same: Any  # (state, actions, max_steps) -> (state, obs, final_obs, scal, final_scal)
+    step_plain: Any  # (state, actions, max_steps) -> (state, obs, scal)
+    metrics: tuple[str, ...]
+
+
+_CACHE: weakref.WeakKeyDictionary[BraxEnv, Batched] = weakref.WeakKeyDictionary()
+
+
+def batched(env: BraxEnv) -> Batched:
+    """Builds (once per core env object) the jitted batched reset/step kernels."""
+    fns = _CACHE.get(env)
+    if fns is not None:
+        return fns
+    names = metric_names(env)
+
+    def scal(s: State, reward, terminated, truncated, diverged, metrics) -> jax.Array:
+        parts = [reward, terminated, truncated, diverged] + [metrics[k] for k in names]
+        return jnp.stack([jnp.asarray(p, jnp.float32) for p in parts], axis=-1)
+
+    def state_scal(s: State) -> jax.Array:
+        return scal(s, s.reward, s.terminated, s.truncated, s.diverged, s.metrics)
+
+    def reset_one(seed):
+        return env.reset(jax.random.PRNGKey(seed))
+
+    def step_one(s: State, a, max_steps):
+        """Core step + truncation at ``max_steps``; also a fresh reset from a key split off the episode."""
+        nxt = env.step(s, a)
+        trunc = ~nxt.terminated & (nxt.steps >= max_steps)
+        k_next, k_reset = jax.random.split(nxt.key)
+        nxt = nxt.replace(truncated=trunc, key=k_next)
+        return nxt, env.reset(k_reset)
+
+    def where(mask, a, b):
+        return jax.tree.map(lambda x, y: jnp.where(mask.reshape(mask.shape + (1,) * (x.ndim - 1)), x, y), a, b)
+
+    vstep = jax.vmap(step_one, in_axes=(0, 0, None))
+
+    def reset(seeds):
+        s = strong_types(jax.vmap(reset_one)(seeds))
+        return s, s.obs, state_scal(s)
+
+    def reset_masked(state, seeds, mask):
+        s = strong_types(where(mask, jax.vmap(reset_one)(seeds), state))
+        return s, s.obs, state_scal(s)
+
+    def step_next(state, needs_reset, actions, max_steps):
+        nxt, fresh = vstep(state, actions, max_steps)
+        out = strong_types(where(needs_reset, fresh, nxt))
+        live = ~needs_reset
+        term, trunc = live & nxt.terminated, live & nxt.truncated
+        reward = jnp.where(live, nxt.reward, 0.0)
+        sc = scal(out, reward, term, trunc, live & nxt.diverged, out.metrics)
+        return out, term | trunc, out.obs, sc
+
+    def step_same(state, actions, max_steps):
+        nxt, fresh = vstep(state, actions, max_steps)
+        out = strong_types(where(nxt.done, fresh, nxt))
+        sc = scal(out, nxt.reward, nxt.terminated, nxt.truncated, nxt.diverged, out.metrics)
+        return out, out.obs, nxt.obs, sc, state_scal(nxt)
+
+    def step_plain(state, actions, max_steps):
+        nxt, _ = vstep(state, actions, max_steps)
+        nxt = strong_types(nxt)
+        return nxt, nxt.obs, state_scal(nxt)
+
+    fns = Batched(*(jax.jit(f) for f in (reset, reset_masked, step_next, step_same, step_plain)), names)
+    _CACHE[env] = fns
+    return fns
+
+
+def check_max_steps(max_episode_steps: int | None) -> int:
+    """``None``/-1 -> no limit; a positive int -> itself; anything else -> ValueError."""
+    if max_episode_steps is None or max_episode_steps == -1:
+        return int(NO_LIMIT)
+    if isinstance(max_episode_steps, bool) or not isinstance(max_episode_steps, (int, np.integer)) or max_episode_steps < 1:
+        raise ValueError(f"max_episode_steps must be a positive int, None or -1 (no limit), got {max_episode_steps!r}.")
+    return int(max_episode_steps)
+
+
+def check_num_envs(num_envs: int) -> int:
+    if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+        raise ValueError(f"num_envs must be a positive int, got {num_envs!r}.")
+    return int(num_envs)
+
+
+def info_block(names: tuple[str, ...], scal: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
+    """Gymnasium vector infos (arrays + ``_key`` masks) from a host scalar block."""
+    info: dict[str, Any] = {}
+    for j, k in enumerate(names):
+        info[k], info[f"_{k}"] = scal[:, len(COLS) + j].astype(np.float64), mask.copy()
+    info["diverged"], info["_diverged"] = scal[:, 3] > 0, mask.copy()
+    return info
+
+
+class SeedStreams:
+    """One numpy Generator per sub-env (``seed + i`` like ``SyncVectorEnv``); draws uint32 JAX seeds."""
+
+    def __init__(self, num_envs: int):
+        self.rngs: list[np.random.Generator] | None = None
+        self.n = num_envs
+
+    def draw(self, seed: int | list[int | None] | None, mask: np.ndarray | None = None) -> np.ndarray:
+        if seed is None:
+            seeds: list[int | None] = [None] * self.n
+        elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+            seeds = [int(seed) + i for i in range(self.n)]
+        elif isinstance(seed, (list, tuple)) and len(seed) == self.n:
+            seeds = list(seed)
+        else:
+            raise ValueError(f"seed must be None, an int or a list of {self.n} ints/None, got {seed!r}.")
+        if self.rngs is None:
+            self.rngs = [seeding.np_random(s)[0] for s in seeds]
+        else:
+            self.rngs = [r if s is None else seeding.np_random(s)[0] for r, s in zip(self.rngs, seeds, strict=True)]
+        idx = range(self.n) if mask is None else np.flatnonzero(mask)
+        out = np.zeros(self.n, np.uint32)
+        for i in idx:
+            out[i] = self.rngs[i].integers(0, 2**32 - 1, dtype=np.uint32)
+        return out
+
+
+class GradGymVectorEnv(VectorEnv):
+    """``num_envs`` copies of one Brax robot, stepped by one jitted batched call.
+
+    Made by ``gymnasium.make_vec("gradgym/Ant-v0", num_envs=n, **options)`` (its
+    ``vector_entry_point``). Options are those of :class:`~gradgym.envs.gym_env.GradGymEnv`.
+
+    Args:
+        robot: Brax robot name.
+        num_envs: batch size.
+        backend: physics backend; ``None`` = the robot's default.
+        max_episode_steps: per-env truncation (``make_vec`` passes the registered value);
+            ``None``/-1 = never.
+        autoreset_mode: ``AutoresetMode`` (or its string value): ``NEXT_STEP`` (default),
+            ``SAME_STEP`` (``info["final_obs"]``/``info["final_info"]`` hold the terminal
+            data, as ``SyncVectorEnv``) or ``DISABLED`` (use ``reset(options={"reset_mask": m})``).
+        render_mode: ``None`` or ``"rgb_array"`` (``render()`` returns a tuple of frames).
+        width: frame width.
+        height: frame height.
+        **options: noise options of :func:`gradgym.envs.make`.
+
+    ## Version History
+    * v0: initial release.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(
+        self,
+        robot: str = "ant",
+        num_envs: int = 1,
+        backend: str | None = None,
+        max_episode_steps: int | None = None,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        render_mode: str | None = None,
+        width: int = _render.DEFAULT_WIDTH,
+        height: int = _render.DEFAULT_HEIGHT,
+        **options: Any,
+    ):
+        self.core = make_core(robot, backend, options)
+        self.num_envs = check_num_envs(num_envs)
+        self.max_episode_steps = None if check_max_steps(max_episode_steps) == NO_LIMIT else int(max_episode_steps)
+        self._max_steps = np.int32(check_max_steps(max_episode_steps))
+        try:
+            self.autoreset_mode = AutoresetMode(autoreset_mode)
+        except ValueError:
+            raise ValueError(
+                f"Unknown autoreset_mode {autoreset_mode!r}; use one of {[m.value for m in AutoresetMode]}."
+            ) from None
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}.")
+        self.render_mode = render_mode
+        self.width, self.height = _render._check_size(width, height)
+        self.metadata = {
+            **type(self).metadata,
+            "autoreset_mode": self.autoreset_mode,
+            "render_fps": int(round(1.0 / self.core.dt)),
+        }
+        low, high = self.core.action_bounds
+        self.single_action_space = gymnasium.spaces.Box(low, high, dtype=np.float32)
+        n_obs = self.core.observation_size
+        self.single_observation_space = gymnasium.spaces.Box(-np.inf, np.inf, (n_obs,), np.float32)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self._fns = batched(self.core)
+        self._seeds = SeedStreams(self.num_envs)
+        self._state: State | None = None
+        self._needs_reset = np.zeros(self.num_envs, bool)
+        self._renderer: _render.FrameRenderer | None = None
+        self.gym_id = get_robot(robot).gym_id
+
+    def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
+        """Resets all sub-envs (or those in ``options["reset_mask"]``); int seeds become ``seed + i``."""
+        options = dict(options or {})
+        mask = options.pop("reset_mask", None)
+        if options:
+            raise ValueError(f"Unknown reset option(s) {sorted(options)}; only 'reset_mask' is supported.")
+        if mask is None:
+            self._state, obs, scal = self._fns.reset(self._seeds.draw(seed))
+            mask = np.ones(self.num_envs, bool)
+        else:
+            if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_ or mask.shape != (self.num_envs,):
+                raise ValueError(f"options['reset_mask'] must be a bool np.ndarray of shape ({self.num_envs},), got {mask!r}.")
+            if self._state is None:
+                raise gymnasium.error.ResetNeeded("reset_mask needs a full reset() first: call reset(seed=...).")
+            self._state, obs, scal = self._fns.reset_masked(self._state, self._seeds.draw(seed, mask), mask)
+        self._needs_reset[mask] = False
+        obs, scal = jax.device_get((obs, scal))
+        return np.array(obs), info_block(self._fns.metrics, np.asarray(scal), mask)
+
+    def step(self, actions: Any):
+        """Steps every sub-env; autoreset per ``self.autoreset_mode``."""
+        if self._state is None:
+            raise gymnasium.error.ResetNeeded("Cannot call step() before reset(): call envs.reset(seed=...) first.")
+        a = check_action(actions, self.action_space.shape, "actions")
+        n, names, all_envs = self.num_envs, self._fns.metrics, np.ones(self.num_envs, bool)
+        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
+            self._state, needs, obs, scal = self._fns.step_next(self._state, self._needs_reset, a, self._max_steps)
+            needs, obs, scal = jax.device_get((needs, obs, scal))
+            self._needs_reset = np.array(needs)
+            scal = np.asarray(scal)
+            infos = info_block(names, scal, all_envs)
+        elif self.autoreset_mode == AutoresetMode.SAME_STEP:
+            self._state, obs, final_obs, scal, final_scal = self._fns.step_same(self._state, a, self._max_steps)
+            obs, final_obs, scal, final_scal = jax.device_get((obs, final_obs, scal, final_scal))
+            scal = np.asarray(scal)
+            infos = info_block(names, scal, all_envs)
+            done = (scal[:, 1] > 0) | (scal[:, 2] > 0)
+            if done.any():
+                fo = np.full(n, None, dtype=object)
+                for i in np.flatnonzero(done):
+                    fo[i] = np.array(final_obs[i])
+                infos["final_obs"], infos["_final_obs"] = fo, done.copy()
+                infos["final_info"], infos["_final_info"] = info_block(names, np.asarray(final_scal), done), done.copy()
+        else:
+            if self._needs_reset.any():
+                idx = np.flatnonzero(self._needs_reset).tolist()
+                raise gymnasium.error.ResetNeeded(
+                    f"Sub-envs {idx} have finished (autoreset_mode=DISABLED): call "
+                    "reset(options={'reset_mask': mask}) for them before step()."
+                )
+            self._state, obs, scal = self._fns.step_plain(self._state, a, self._max_steps)
+            obs, scal = jax.device_get((obs, scal))
+            scal = np.asarray(scal)
+            self._needs_reset = (scal[:, 1] > 0) | (scal[:, 2] > 0)
+            infos = info_block(names, scal, all_envs)
+        rewards = scal[:, 0].astype(np.float64)
+        return np.array(obs), rewards, scal[:, 1] > 0, scal[:, 2] > 0, infos
+
+    def render(self) -> tuple[np.ndarray, ...] | None:
+        """With ``render_mode="rgb_array"``: one uint8 (H, W, 3) frame per sub-env."""
+        if self.render_mode is None:
+            gymnasium.logger.warn("render() needs render_mode='rgb_array' (pass it to make_vec).")
+            return None
+        if self._state is None:
+            raise gymnasium.error.ResetNeeded("Cannot call render() before reset().")
+        if self._renderer is None:
+            self._renderer = _render.FrameRenderer(self.core.brax_env.sys, self.width, self.height)
+        ps = jax.device_get(self._state.inner.pipeline_state)
+        return tuple(self._renderer.render(jax.tree.map(lambda x, i=i: x[i], ps)) for i in range(self.num_envs))
+
+    def close_extras(self, **kwargs: Any) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None

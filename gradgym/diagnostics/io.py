@@ -69,3 +69,8 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
     """Reads arrays saved by :func:`save_npz` (``allow_pickle=False``)."""
     with np.load(Path(path), allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
+
+
+def save_text(path: str | Path, text: str) -> Path:
+    """Writes UTF-8 text atomically."""
+    return _atomic_write(Path(path), lambda f: f.write(text.encode()))

@@ -30,14 +30,34 @@ def default_policy(action_size: int, hidden: tuple[int, ...] = (32, 32, 32, 32))
     return make_policy(action_size, hidden)
 
 
-def init_policy(env: BraxEnv, key: jax.Array, scale: float = 1.0, hidden: tuple[int, ...] = (32, 32, 32, 32)):
+def init_policy(
+    env: BraxEnv,
+    key: jax.Array,
+    scale: float = 1.0,
+    standard_init: bool = True,
+    hidden: tuple[int, ...] = (32, 32, 32, 32),
+):
     """Random policy parameters in the env's dtype, multiplied by ``scale``.
 
-    ``scale=0.01`` gives the paper's "init2 = init1 x 0.01" (Fig. 5).
+    Args:
+        env: the env (sets sizes and dtype).
+        key: init key.
+        scale: multiplies every parameter; ``scale=0.01`` gives the paper's
+            "init2 = init1 x 0.01" (Fig. 5).
+        standard_init: ``gradgym.nets`` shrinks the last layer's init (std x 0.1,
+            good for training); ``True`` undoes that so all layers use the
+            standard LeCun-uniform init of the 2021 Brax networks, the paper's
+            random "init1". ``False`` keeps the agents' init.
+        hidden: hidden layer widths.
     """
     module, _ = default_policy(env.action_size, tuple(hidden))
     dtype = jnp.float64 if env.dtype == "float64" else jnp.float32
     params = module.init(key, jnp.zeros(env.observation_size, dtype))
+    if standard_init:
+        mlp = params["params"]["MLP_0"]
+        last = f"Dense_{len(mlp) - 1}"
+        mlp = {**mlp, last: {**mlp[last], "kernel": mlp[last]["kernel"] * 10.0}}
+        params = {**params, "params": {**params["params"], "MLP_0": mlp}}
     return jax.tree.map(lambda p: p * jnp.asarray(scale, p.dtype), params)
 
 

@@ -1,0 +1,171 @@
+"""Analytic policy gradient: backprop through the simulator (truncated BPTT).
+
+A batch of ``num_envs`` robots runs continuously; each update differentiates
+the mean reward of the next window of ``horizon`` steps with respect to the
+policy parameters and then carries the env state into the next window (as in
+Brax's APG, PR #476). Within a window ``stop_gradient`` is applied to the env
+state every ``truncation`` steps (Metz et al. 2021, Fig. 6); episode
+boundaries stop gradients too (``BraxEnv.autoreset_step``). The policy is a
+tanh-Gaussian with reparameterised noise, so the sampled action is a
+differentiable function of the parameters. The global gradient norm is logged
+before clipping; a non-finite gradient is skipped and counted, never applied.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from gradgym.agents.base import init_policy_params, policy_net, strong_types
+from gradgym.agents.config import CommonConfig, check_choice, check_float, check_int
+from gradgym.agents.normalize import RunningStats, init_stats, normalize, update_stats
+from gradgym.envs.core import BraxEnv, State
+
+
+@dataclasses.dataclass(frozen=True)
+class ApgConfig(CommonConfig):
+    """Analytic policy gradient settings.
+
+    Attributes:
+        num_envs: robots simulated in parallel (one gradient averages them).
+        horizon: steps per update window (H); the env state carries over.
+        truncation: ``stop_gradient`` on the env state every this many steps
+            inside a window (t); must divide ``horizon``; ``None`` = ``horizon``.
+        learning_rate: Adam learning rate.
+        max_grad_norm: global-norm clipping threshold (the norm is logged first).
+        obs_norm: normalise observations with running statistics.
+        dtype: ``"float32"`` or ``"float64"`` for physics and parameters.
+    """
+
+    num_envs: int = 16
+    horizon: int = 32
+    truncation: int | None = None
+    learning_rate: float = 1e-3
+    max_grad_norm: float = 1.0
+    obs_norm: bool = True
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_int("num_envs", self.num_envs)
+        check_int("horizon", self.horizon)
+        if self.truncation is not None:
+            check_int("truncation", self.truncation)
+            if self.horizon % self.truncation:
+                raise ValueError(
+                    f"config field 'truncation' ({self.truncation}) must divide 'horizon' ({self.horizon}); "
+                    "pick a divisor or None."
+                )
+        check_float("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
+        check_float("max_grad_norm", self.max_grad_norm, 0.0, low_open=True)
+        if not isinstance(self.obs_norm, bool):
+            raise ValueError(f"config field 'obs_norm' must be a bool, got {self.obs_norm!r}.")
+        check_choice("dtype", self.dtype, ("float32", "float64"))
+
+
+ROBOT_DEFAULTS: dict[str, dict[str, Any]] = {
+    "reacher": {"horizon": 50, "learning_rate": 3e-3},
+    "inverted_pendulum": {"horizon": 64},
+    "ant": {"num_envs": 16, "horizon": 32, "learning_rate": 3e-4},
+    "halfcheetah": {"horizon": 32, "learning_rate": 3e-4},
+    "hopper": {"horizon": 32, "learning_rate": 3e-4},
+}
+
+
+@struct.dataclass
+class ApgState:
+    """Training state (a pytree: checkpointed as a whole)."""
+
+    params: Any
+    opt_state: Any
+    stats: RunningStats
+    env_state: State
+    key: jax.Array
+    skipped: jax.Array
+
+
+class Apg:
+    """APG on one env and config; :meth:`iterate` is one jitted update."""
+
+    name = "apg"
+
+    def __init__(self, env: BraxEnv, config: ApgConfig):
+        if env.dtype != config.dtype:
+            raise ValueError(
+                f"APG config dtype {config.dtype!r} differs from the env's dtype {env.dtype!r}; "
+                "make the env with the same dtype."
+            )
+        self.env = env
+        self.config = config
+        self.steps_per_iter = config.num_envs * config.horizon
+        self.optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.learning_rate))
+        self._policy_fn = policy_net(env.action_size, config.hidden, config.activation)[1]
+        self.init = jax.jit(lambda key: strong_types(self._init(key)))
+        self.iterate = jax.jit(lambda ts: strong_types(self._iterate(ts)))
+        self.window_grad = jax.jit(self._window_grad)
+
+    def _init(self, key: jax.Array) -> ApgState:
+        k_pol, k_env, k_run = jax.random.split(key, 3)
+        params = init_policy_params(self.env, self.config.hidden, self.config.activation, k_pol)
+        env_state = jax.vmap(self.env.reset)(jax.random.split(k_env, self.config.num_envs))
+        dtype = jnp.float64 if self.config.dtype == "float64" else jnp.float32
+        return ApgState(
+            params=params,
+            opt_state=self.optimizer.init(params),
+            stats=init_stats(self.env.observation_size, dtype),
+            env_state=env_state,
+            key=k_run,
+            skipped=jnp.zeros((), jnp.int32),
+        )
+
+    def policy_params(self, ts: ApgState) -> tuple[Any, RunningStats]:
+        return ts.params, ts.stats
+
+    def loss(self, params: Any, stats: RunningStats, env_state: State, key: jax.Array):
+        """Negative mean reward over one window; aux = (final env state, observations)."""
+        cfg = self.config
+        t = cfg.truncation or cfg.horizon
+        step = jax.vmap(self.env.autoreset_step)
+
+        def one_step(state, k):
+            obs = normalize(stats, state.obs)
+            action = jax.vmap(self._policy_fn, in_axes=(None, 0, 0))(params, obs, jax.random.split(k, cfg.num_envs))
+            nxt, final = step(state, action)
+            return nxt, (final.reward, state.obs)
+
+        def chunk(state, keys):
+            state = jax.lax.stop_gradient(state)  # truncation: no gradient into earlier chunks
+            return jax.lax.scan(one_step, state, keys)
+
+        keys = jax.random.split(key, cfg.horizon).reshape(cfg.horizon // t, t, *key.shape)
+        final, (rewards, obs) = jax.lax.scan(chunk, env_state, keys)
+        return -jnp.mean(rewards), (final, obs)
+
+    def _window_grad(self, params, stats, env_state, key):
+        (loss, aux), grads = jax.value_and_grad(self.loss, has_aux=True)(params, stats, env_state, key)
+        return loss, grads, aux
+
+    def _iterate(self, ts: ApgState) -> tuple[ApgState, dict[str, jax.Array]]:
+        key, k_win = jax.random.split(ts.key)
+        loss, grads, (env_state, obs) = self._window_grad(ts.params, ts.stats, ts.env_state, k_win)
+        grad_norm = optax.global_norm(grads)
+        finite = jnp.isfinite(grad_norm)
+        safe = jax.tree.map(lambda g: jnp.where(finite, g, 0.0), grads)
+        updates, opt_state = self.optimizer.update(safe, ts.opt_state, ts.params)
+        params = optax.apply_updates(ts.params, updates)
+        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)  # noqa: E731
+        stats = update_stats(ts.stats, obs) if self.config.obs_norm else ts.stats
+        ts = ts.replace(
+            params=keep(params, ts.params),
+            opt_state=keep(opt_state, ts.opt_state),
+            stats=stats,
+            env_state=env_state,
+            key=key,
+            skipped=ts.skipped + (~finite).astype(jnp.int32),
+        )
+        return ts, {"loss": loss, "grad_norm": grad_norm, "skipped": ts.skipped}

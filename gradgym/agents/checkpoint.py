@@ -1,0 +1,156 @@
+"""Safe, versioned checkpoints (no pickle), written atomically.
+
+File layout::
+
+    b"GRADGYM-CKPT\\n"              magic (foreign files are rejected)
+    8 bytes little-endian          length of the JSON header
+    JSON header                    format_version, agent, config, env options,
+                                   iteration, env_steps, seed, history,
+                                   body length and SHA-256
+    msgpack body                   flax.serialization of the training state
+
+The body is a flax state dict (arrays as msgpack ext types); it is restored
+into a template built by the agent for the same config, and every leaf's
+shape and dtype is checked, so a truncated, corrupt, foreign or mismatched
+file raises :class:`CheckpointError` naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from flax import serialization
+
+MAGIC = b"GRADGYM-CKPT\n"
+FORMAT_VERSION = 1
+PATTERN = re.compile(r"^ckpt_(\d{8})\.gradgym$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint could not be loaded; the message names the file and the problem."""
+
+
+def checkpoint_path(directory: str | os.PathLike, iteration: int) -> Path:
+    return Path(directory) / f"ckpt_{iteration:08d}.gradgym"
+
+
+def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
+    """The checkpoint with the highest iteration in ``directory`` (``None`` if none)."""
+    d = Path(directory)
+    if not d.is_dir():
+        return None
+    found = sorted((int(m.group(1)), p) for p in d.iterdir() if (m := PATTERN.match(p.name)))
+    return found[-1][1] if found else None
+
+
+def atomic_write(path: str | os.PathLike, data: bytes) -> None:
+    """Writes ``data`` to a temp file in the same folder, fsyncs, then ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_checkpoint(path: str | os.PathLike, state: Any, header: dict[str, Any], keep: int = 2) -> Path:
+    """Writes ``state`` (a pytree) with ``header`` to ``path``; keeps the newest ``keep`` siblings."""
+    body = serialization.to_bytes(jax.device_get(state))
+    header = {**header, "format_version": FORMAT_VERSION, "body_bytes": len(body),
+              "body_sha256": hashlib.sha256(body).hexdigest()}
+    head = json.dumps(header, sort_keys=True).encode()
+    atomic_write(path, MAGIC + len(head).to_bytes(8, "little") + head + body)
+    path = Path(path)
+    old = sorted(p for p in path.parent.iterdir() if PATTERN.match(p.name))
+    for p in old[:-keep]:
+        p.unlink()
+    return path
+
+
+def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], bytes]:
+    """Returns (header, body) after checking magic, version, length and checksum."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise CheckpointError(f"Cannot read checkpoint {str(path)!r}: {e}.") from None
+    if not data.startswith(MAGIC):
+        raise CheckpointError(
+            f"{str(path)!r} is not a gradgym checkpoint (missing the GRADGYM-CKPT magic); "
+            "pass a file written by gradgym's train(checkpoint_dir=...)."
+        )
+    pos = len(MAGIC)
+    if len(data) < pos + 8:
+        raise CheckpointError(f"Checkpoint {str(path)!r} is truncated (no header length); delete it and retrain.")
+    n = int.from_bytes(data[pos : pos + 8], "little")
+    try:
+        header = json.loads(data[pos + 8 : pos + 8 + n].decode())
+        if not isinstance(header, dict):
+            raise ValueError("header is not an object")
+    except (UnicodeDecodeError, ValueError) as e:
+        raise CheckpointError(f"Checkpoint {str(path)!r} has a corrupt header ({e}); delete it and retrain.") from None
+    version = header.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"Checkpoint {str(path)!r} has format version {version!r}; this gradgym reads version {FORMAT_VERSION}."
+        )
+    body = data[pos + 8 + n :]
+    if len(body) != header.get("body_bytes"):
+        raise CheckpointError(
+            f"Checkpoint {str(path)!r} is truncated or padded: body has {len(body)} bytes, header says "
+            f"{header.get('body_bytes')}; delete it and resume from an older one."
+        )
+    if hashlib.sha256(body).hexdigest() != header.get("body_sha256"):
+        raise CheckpointError(f"Checkpoint {str(path)!r} is corrupt (SHA-256 mismatch); delete it and retrain.")
+    return header, body
+
+
+def load_checkpoint(path: str | os.PathLike, template: Any, expect: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """Restores the state saved at ``path`` into ``template``'s structure.
+
+    Args:
+        path: checkpoint file.
+        template: a state pytree of the same agent/config (e.g. ``agent.init(key)``).
+        expect: header fields that must match (agent, config, env, seed).
+
+    Returns:
+        (state, header).
+    """
+    header, body = read_header(path)
+    for k, v in expect.items():
+        if header.get(k) != v:
+            raise CheckpointError(
+                f"Checkpoint {str(path)!r} does not match this run: {k} is {header.get(k)!r} in the file but "
+                f"{v!r} here; resume with the same agent, env, config and seed, or use a fresh checkpoint_dir."
+            )
+    try:
+        raw = serialization.msgpack_restore(body)
+        state = serialization.from_state_dict(template, raw)
+    except Exception as e:  # msgpack/flax raise various types for bad data
+        raise CheckpointError(f"Checkpoint {str(path)!r} cannot be restored: {type(e).__name__}: {e}.") from None
+    want, got = jax.tree_util.tree_leaves_with_path(template), jax.tree_util.tree_leaves_with_path(state)
+    if len(want) != len(got):
+        raise CheckpointError(f"Checkpoint {str(path)!r} has {len(got)} arrays, expected {len(want)}.")
+    for (kp, a), (_, b) in zip(want, got, strict=True):
+        a, b = np.asarray(a), np.asarray(b)
+        if a.shape != b.shape or a.dtype != b.dtype:
+            raise CheckpointError(
+                f"Checkpoint {str(path)!r}: array {jax.tree_util.keystr(kp)} is {b.dtype}{list(b.shape)}, "
+                f"expected {a.dtype}{list(a.shape)} for this config."
+            )
+    return jax.tree.map(jax.numpy.asarray, state), header

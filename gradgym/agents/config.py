@@ -1,0 +1,105 @@
+"""Typed, validated configs shared by every agent, and per-robot defaults.
+
+Each agent defines a frozen dataclass (``ApgConfig``, ``PpoConfig``, ...) that
+inherits the common fields below. ``__post_init__`` validates every field and
+raises ``ValueError`` naming the field and the fix. ``make_config`` builds an
+agent's config from the robot's tuned defaults plus user overrides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+ACTIVATIONS = ("swish", "tanh", "relu", "elu")
+
+
+def check_int(name: str, value: Any, low: int = 1) -> None:
+    """Raises ``ValueError`` unless ``value`` is an int >= ``low``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"config field {name!r} must be an int >= {low}, got {value!r}.")
+
+
+def check_float(name: str, value: Any, low: float = 0.0, high: float = math.inf, *, low_open: bool = False) -> None:
+    """Raises ``ValueError`` unless ``value`` is a finite real in [low, high] (or (low, high])."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > low if low_open else value >= low) and value <= high
+    if not ok:
+        bracket = "(" if low_open else "["
+        raise ValueError(f"config field {name!r} must be a finite number in {bracket}{low}, {high}], got {value!r}.")
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"config field {name!r} must be one of {', '.join(map(repr, choices))}, got {value!r}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class CommonConfig:
+    """Fields every agent has.
+
+    Attributes:
+        total_steps: training budget in environment steps (every simulated
+            transition counts, including ES population rollouts).
+        num_evals: number of evaluation points on the learning curve (plus one
+            for the initial policy).
+        eval_episodes: episodes per evaluation (fixed keys: the same start
+            states at every evaluation, so curves compare like with like).
+        eval_horizon: steps per evaluation episode; ``None`` = the env's
+            ``episode_length`` (or 1000 if it has none).
+        hidden: hidden layer sizes of the policy MLP.
+        activation: hidden activation, one of ``swish, tanh, relu, elu``.
+    """
+
+    total_steps: int = 100_000
+    num_evals: int = 10
+    eval_episodes: int = 8
+    eval_horizon: int | None = None
+    hidden: tuple[int, ...] = (32, 32, 32, 32)
+    activation: str = "swish"
+
+    def __post_init__(self) -> None:
+        check_int("total_steps", self.total_steps)
+        check_int("num_evals", self.num_evals)
+        check_int("eval_episodes", self.eval_episodes)
+        if self.eval_horizon is not None:
+            check_int("eval_horizon", self.eval_horizon)
+        hidden = tuple(self.hidden) if isinstance(self.hidden, (list, tuple)) else self.hidden
+        if not isinstance(hidden, tuple) or not hidden or any(
+            isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden
+        ):
+            raise ValueError(f"config field 'hidden' must be a non-empty tuple of positive ints, got {self.hidden!r}.")
+        object.__setattr__(self, "hidden", hidden)
+        check_choice("activation", self.activation, ACTIVATIONS)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict of the fields (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+def from_dict(cls: type, values: dict[str, Any]) -> Any:
+    """Builds ``cls`` from a dict, rejecting unknown fields by name."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(
+            f"Unknown config field(s) {', '.join(map(repr, unknown))} for {cls.__name__}; "
+            f"valid fields: {', '.join(sorted(names))}."
+        )
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def resolve_config(cls: type, robot: str, overrides: Any, robot_defaults: dict[str, dict[str, Any]]) -> Any:
+    """Config for ``robot``: class defaults < per-robot defaults < ``overrides``.
+
+    ``overrides`` may be ``None``, a dict of field values, or an instance of
+    ``cls`` (returned unchanged).
+    """
+    if isinstance(overrides, cls):
+        return overrides
+    if overrides is not None and not isinstance(overrides, dict):
+        raise TypeError(f"config must be None, a dict or a {cls.__name__}, got {type(overrides).__name__}.")
+    values = dict(robot_defaults.get(robot, {}))
+    values.update(overrides or {})
+    return from_dict(cls, values)

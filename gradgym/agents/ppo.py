@@ -1,0 +1,228 @@
+"""PPO in JAX on the batched core (Schulman et al. 2017, arXiv 1707.06347).
+
+One iteration = a rollout of ``rollout_steps`` on ``num_envs`` robots
+(``vmap`` of ``BraxEnv.autoreset_step``) + GAE + ``epochs`` x ``minibatches``
+clipped-surrogate updates, all in one ``jit``. Truncated episodes bootstrap
+from the value of the true final observation (SB3's convention). Policy:
+tanh-Gaussian (``gradgym.nets``); value: an MLP; both see normalised
+observations. A non-finite gradient is skipped and counted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from gradgym.agents.base import init_policy_params, policy_net, strong_types
+from gradgym.agents.config import CommonConfig, check_float, check_int
+from gradgym.agents.normalize import RunningStats, init_stats, normalize, update_stats
+from gradgym.envs.core import BraxEnv, State
+from gradgym.nets import MLP, gaussian_entropy, tanh_gaussian_log_prob
+
+
+@dataclasses.dataclass(frozen=True)
+class PpoConfig(CommonConfig):
+    """PPO settings.
+
+    Attributes:
+        num_envs: robots simulated in parallel.
+        rollout_steps: steps per robot per iteration.
+        epochs: passes over each rollout.
+        minibatches: minibatches per epoch (must divide num_envs * rollout_steps).
+        learning_rate: Adam learning rate (policy and value).
+        gamma: discount factor.
+        gae_lambda: GAE lambda.
+        clip_eps: PPO ratio clipping.
+        vf_coef: value-loss weight.
+        ent_coef: entropy-bonus weight.
+        max_grad_norm: global-norm gradient clipping.
+        value_hidden: hidden sizes of the value MLP.
+        obs_norm: normalise observations with running statistics.
+    """
+
+    num_envs: int = 32
+    rollout_steps: int = 64
+    epochs: int = 4
+    minibatches: int = 4
+    learning_rate: float = 3e-4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_eps: float = 0.2
+    vf_coef: float = 0.5
+    ent_coef: float = 1e-3
+    max_grad_norm: float = 0.5
+    value_hidden: tuple[int, ...] = (64, 64)
+    obs_norm: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("num_envs", "rollout_steps", "epochs", "minibatches"):
+            check_int(name, getattr(self, name))
+        if (self.num_envs * self.rollout_steps) % self.minibatches:
+            raise ValueError(
+                f"config field 'minibatches' ({self.minibatches}) must divide num_envs * rollout_steps "
+                f"({self.num_envs * self.rollout_steps}); pick a divisor."
+            )
+        check_float("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
+        check_float("gamma", self.gamma, 0.0, 1.0)
+        check_float("gae_lambda", self.gae_lambda, 0.0, 1.0)
+        check_float("clip_eps", self.clip_eps, 0.0, low_open=True)
+        check_float("vf_coef", self.vf_coef)
+        check_float("ent_coef", self.ent_coef)
+        check_float("max_grad_norm", self.max_grad_norm, 0.0, low_open=True)
+        vh = tuple(self.value_hidden) if isinstance(self.value_hidden, (list, tuple)) else None
+        if not vh or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in vh):
+            raise ValueError(f"config field 'value_hidden' must be a non-empty tuple of positive ints, got "
+                             f"{self.value_hidden!r}.")
+        object.__setattr__(self, "value_hidden", vh)
+        if not isinstance(self.obs_norm, bool):
+            raise ValueError(f"config field 'obs_norm' must be a bool, got {self.obs_norm!r}.")
+
+
+ROBOT_DEFAULTS: dict[str, dict[str, Any]] = {
+    "inverted_pendulum": {"num_envs": 16, "rollout_steps": 32, "learning_rate": 1e-3},
+    "reacher": {"rollout_steps": 50},
+    "ant": {"num_envs": 64, "rollout_steps": 32, "ent_coef": 1e-2},
+}
+
+
+def compute_gae(rewards, values, dones, last_value, gamma: float, lam: float):
+    """Generalised advantage estimation with a reverse ``lax.scan``.
+
+    Args:
+        rewards, values, dones: ``[T, ...]`` arrays (``dones[t]``: the episode
+            ended at step t, so ``values[t + 1]`` belongs to a new episode).
+        last_value: value of the state after the last step, ``[...]``.
+
+    Returns:
+        (advantages, returns), both ``[T, ...]``.
+    """
+    next_values = jnp.concatenate([values[1:], last_value[None]], 0)
+
+    def body(gae, x):
+        r, v, nv, d = x
+        nonterminal = 1.0 - d
+        delta = r + gamma * nv * nonterminal - v
+        gae = delta + gamma * lam * nonterminal * gae
+        return gae, gae
+
+    _, adv = jax.lax.scan(body, jnp.zeros_like(last_value), (rewards, values, next_values, dones), reverse=True)
+    return adv, adv + values
+
+
+@struct.dataclass
+class PpoState:
+    """Training state (a pytree: checkpointed as a whole)."""
+
+    params: Any
+    opt_state: Any
+    stats: RunningStats
+    env_state: State
+    key: jax.Array
+    skipped: jax.Array
+
+
+class Ppo:
+    """PPO on one env and config; :meth:`iterate` is one jitted rollout + update."""
+
+    name = "ppo"
+
+    def __init__(self, env: BraxEnv, config: PpoConfig):
+        self.env = env
+        self.config = config
+        self.steps_per_iter = config.num_envs * config.rollout_steps
+        self.module = policy_net(env.action_size, config.hidden, config.activation)[0]
+        self.value = MLP((*config.value_hidden, 1), config.activation)
+        self.optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.learning_rate))
+        self.init = jax.jit(lambda key: strong_types(self._init(key)))
+        self.iterate = jax.jit(lambda ts: strong_types(self._iterate(ts)))
+
+    def _init(self, key: jax.Array) -> PpoState:
+        k_pol, k_val, k_env, k_run = jax.random.split(key, 4)
+        params = {
+            "policy": init_policy_params(self.env, self.config.hidden, self.config.activation, k_pol),
+            "value": self.value.init(k_val, jnp.zeros((self.env.observation_size,))),
+        }
+        return PpoState(
+            params=params,
+            opt_state=self.optimizer.init(params),
+            stats=init_stats(self.env.observation_size),
+            env_state=jax.vmap(self.env.reset)(jax.random.split(k_env, self.config.num_envs)),
+            key=k_run,
+            skipped=jnp.zeros((), jnp.int32),
+        )
+
+    def policy_params(self, ts: PpoState) -> tuple[Any, RunningStats]:
+        return ts.params["policy"], ts.stats
+
+    def _v(self, params, obs_n):
+        return self.value.apply(params["value"], obs_n)[..., 0]
+
+    def _rollout(self, params, stats, env_state, key):
+        cfg = self.config
+
+        def one(state, k):
+            obs_n = normalize(stats, state.obs)
+            mean, raw = self.module.apply(params["policy"], obs_n)
+            u = mean + (jax.nn.softplus(raw) + 1e-3) * jax.random.normal(k, mean.shape)
+            nxt, final = jax.vmap(self.env.autoreset_step)(state, jnp.tanh(u))
+            # Time-limit ends are not terminal: bootstrap from the true final observation.
+            boot = (final.truncated & ~final.terminated).astype(jnp.float32)
+            reward = final.reward + cfg.gamma * boot * self._v(params, normalize(stats, final.obs))
+            out = (state.obs, obs_n, u, tanh_gaussian_log_prob(mean, raw, u), self._v(params, obs_n), reward,
+                   final.done.astype(jnp.float32))
+            return nxt, out
+
+        return jax.lax.scan(one, env_state, jax.random.split(key, cfg.rollout_steps))
+
+    def loss(self, params, batch):
+        """Clipped surrogate + value loss - entropy bonus on one minibatch."""
+        cfg = self.config
+        obs_n, u, old_logp, adv, ret = batch
+        mean, raw = self.module.apply(params["policy"], obs_n)
+        ratio = jnp.exp(tanh_gaussian_log_prob(mean, raw, u) - old_logp)
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        pg = -jnp.mean(jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - cfg.clip_eps, 1 + cfg.clip_eps) * adv))
+        v_loss = 0.5 * jnp.mean((self._v(params, obs_n) - ret) ** 2)
+        entropy = jnp.mean(gaussian_entropy(raw))
+        return pg + cfg.vf_coef * v_loss - cfg.ent_coef * entropy, (pg, v_loss, entropy)
+
+    def _update(self, carry, batch):
+        params, opt_state, skipped = carry
+        (loss, aux), grads = jax.value_and_grad(self.loss, has_aux=True)(params, batch)
+        norm = optax.global_norm(grads)
+        finite = jnp.isfinite(norm)
+        grads = jax.tree.map(lambda g: jnp.where(finite, g, 0.0), grads)
+        updates, new_opt = self.optimizer.update(grads, opt_state, params)
+        new_params = optax.apply_updates(params, updates)
+        keep = lambda a, b: jax.tree.map(lambda x, y: jnp.where(finite, x, y), a, b)  # noqa: E731
+        carry = (keep(new_params, params), keep(new_opt, opt_state), skipped + (~finite).astype(jnp.int32))
+        return carry, (loss, norm, *aux)
+
+    def _iterate(self, ts: PpoState) -> tuple[PpoState, dict[str, jax.Array]]:
+        cfg = self.config
+        key, k_roll, k_perm = jax.random.split(ts.key, 3)
+        env_state, (obs, obs_n, u, logp, values, rewards, dones) = self._rollout(ts.params, ts.stats, ts.env_state,
+                                                                                  k_roll)
+        last_v = self._v(ts.params, normalize(ts.stats, env_state.obs))
+        adv, ret = compute_gae(rewards, values, dones, last_v, cfg.gamma, cfg.gae_lambda)
+        n = cfg.num_envs * cfg.rollout_steps
+        flat = jax.tree.map(lambda x: x.reshape(n, *x.shape[2:]), (obs_n, u, logp, adv, ret))
+
+        def epoch(carry, k):
+            perm = jax.random.permutation(k, n).reshape(cfg.minibatches, -1)
+            batches = jax.tree.map(lambda x: x[perm], flat)
+            return jax.lax.scan(self._update, carry, batches)
+
+        (params, opt_state, skipped), (loss, norm, pg, v_loss, ent) = jax.lax.scan(
+            epoch, (ts.params, ts.opt_state, ts.skipped), jax.random.split(k_perm, cfg.epochs)
+        )
+        stats = update_stats(ts.stats, obs) if cfg.obs_norm else ts.stats
+        ts = ts.replace(params=params, opt_state=opt_state, stats=stats, env_state=env_state, key=key, skipped=skipped)
+        return ts, {"loss": loss.mean(), "grad_norm": norm.mean(), "policy_loss": pg.mean(), "value_loss": v_loss.mean(),
+                    "entropy": ent.mean(), "skipped": skipped}

@@ -1,0 +1,139 @@
+"""Any Stable-Baselines3 algorithm on the SB3 VecEnv shell (``GradGymSB3VecEnv``).
+
+Training runs SB3's own ``learn`` in ``num_evals`` chunks; after each chunk the
+deterministic policy is scored on the same fixed episodes as the JAX agents
+(a numpy loop over the jitted, vmapped core), so curves are comparable.
+Checkpoints hold the torch policy's tensors as msgpack (no pickle); resuming
+an SB3 run is not supported (SB3's optimiser/rollout state lives in torch).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gradgym.agents.base import eval_horizon, eval_keys
+from gradgym.agents.checkpoint import checkpoint_path, save_checkpoint
+from gradgym.agents.config import CommonConfig, check_int
+from gradgym.agents.result import Curve, TrainResult
+from gradgym.envs.core import BraxEnv
+
+TORCH_ACTIVATIONS = {"swish": "SiLU", "tanh": "Tanh", "relu": "ReLU", "elu": "ELU"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Sb3Config(CommonConfig):
+    """Stable-Baselines3 settings.
+
+    Attributes:
+        algorithm: SB3 algorithm class name (``PPO``, ``A2C``, ``SAC``, ``TD3``, ``DDPG``).
+        num_envs: robots in the SB3 VecEnv.
+        algo_kwargs: extra keyword arguments for the algorithm (e.g. ``{"n_steps": 256}``).
+    """
+
+    algorithm: str = "PPO"
+    num_envs: int = 8
+    algo_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        import stable_baselines3
+
+        if not isinstance(self.algorithm, str) or not hasattr(stable_baselines3, self.algorithm):
+            names = [n for n in ("PPO", "A2C", "SAC", "TD3", "DDPG") if hasattr(stable_baselines3, n)]
+            raise ValueError(f"config field 'algorithm' is {self.algorithm!r}; use an SB3 algorithm name: "
+                             f"{', '.join(names)}.")
+        check_int("num_envs", self.num_envs)
+        if not isinstance(self.algo_kwargs, dict):
+            raise ValueError(f"config field 'algo_kwargs' must be a dict, got {self.algo_kwargs!r}.")
+
+    def __hash__(self) -> int:
+        return hash((self.algorithm, self.num_envs, repr(sorted(self.algo_kwargs.items())), self.total_steps))
+
+
+ROBOT_DEFAULTS: dict[str, dict[str, Any]] = {
+    "inverted_pendulum": {"algo_kwargs": {"n_steps": 128, "batch_size": 128, "learning_rate": 1e-3}},
+}
+DEFAULT_ALGO_KWARGS = {"PPO": {"n_steps": 256, "batch_size": 256}}
+
+
+@functools.lru_cache(maxsize=16)
+def _batched_core(env: BraxEnv):
+    return jax.jit(jax.vmap(env.reset)), jax.jit(jax.vmap(env.step))
+
+
+def evaluate_numpy(env: BraxEnv, policy, keys: jax.Array, horizon: int) -> np.ndarray:
+    """Returns per-episode returns of ``policy(obs[n, d]) -> actions[n, a]`` (numpy) on the core.
+
+    Same semantics as :func:`gradgym.envs.rollout`: one episode per key,
+    rewards after the episode ends are masked.
+    """
+    reset, step = _batched_core(env)
+    state = reset(jnp.stack([jax.random.split(k)[0] for k in keys]))
+    alive = np.ones(len(keys), np.float64)
+    total = np.zeros(len(keys), np.float64)
+    for _ in range(horizon):
+        action = np.asarray(policy(np.asarray(state.obs)), np.float32)
+        state = step(state, jnp.asarray(action))
+        total += alive * np.asarray(state.reward, np.float64)
+        alive *= 1.0 - np.asarray(state.done, np.float64)
+        if not alive.any():
+            break
+    return total
+
+
+def train_sb3(env: BraxEnv, cfg: Sb3Config, seed: int, *, checkpoint_dir=None, resume=False,
+              progress=True) -> TrainResult:
+    """Trains ``cfg.algorithm`` on the SB3 shell of ``env``'s robot; see :func:`gradgym.agents.train`."""
+    if resume:
+        raise ValueError("resume is not supported for the sb3 agent (SB3 keeps optimiser state in torch); "
+                         "train from scratch or use apg/ppo/es.")
+    import stable_baselines3
+    import torch
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    from gradgym.agents.trainer import Progress
+    from gradgym.envs.sb3_vec_env import GradGymSB3VecEnv
+
+    noise = {k: v for k, v in dataclasses.asdict(env.noise).items() if v not in (None, 0.0)}
+    venv = VecMonitor(GradGymSB3VecEnv(env.robot, num_envs=cfg.num_envs, backend=env.backend,
+                                       max_episode_steps=env.episode_length or -1, **noise))
+    venv.seed(seed)
+    kwargs = {**DEFAULT_ALGO_KWARGS.get(cfg.algorithm, {}), **cfg.algo_kwargs}
+    act = getattr(torch.nn, TORCH_ACTIVATIONS[cfg.activation])
+    policy_kwargs = {"net_arch": list(cfg.hidden), "activation_fn": act, **kwargs.pop("policy_kwargs", {})}
+    model = getattr(stable_baselines3, cfg.algorithm)("MlpPolicy", venv, seed=seed, device="cpu", verbose=0,
+                                                      policy_kwargs=policy_kwargs, **kwargs)
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        return np.asarray(model.predict(np.asarray(obs, np.float32), deterministic=True)[0], np.float32)
+
+    keys, horizon = eval_keys(seed, cfg.eval_episodes), eval_horizon(env, cfg.eval_horizon)
+    curve, elapsed = Curve(), 0.0
+    curve.append(0, 0.0, float(np.mean(evaluate_numpy(env, policy, keys, horizon))))
+    bar = Progress(f"sb3-{cfg.algorithm} {env.robot} seed {seed}", cfg.total_steps, progress)
+    for i in range(1, cfg.num_evals + 1):
+        target = round(i * cfg.total_steps / cfg.num_evals)
+        t0 = time.perf_counter()
+        if target > model.num_timesteps:
+            model.learn(target - model.num_timesteps, reset_num_timesteps=False, progress_bar=False)
+        elapsed += time.perf_counter() - t0
+        curve.append(model.num_timesteps, elapsed, float(np.mean(evaluate_numpy(env, policy, keys, horizon))))
+        bar.update(model.num_timesteps, elapsed, curve.returns[-1], force=True)
+    params = {k: v.detach().cpu().numpy() for k, v in model.policy.state_dict().items()}
+    if checkpoint_dir is not None:
+        header = {"agent": "sb3", "config": cfg.to_dict(), "seed": seed, "iteration": cfg.num_evals,
+                  "env_steps": model.num_timesteps, "wall_s": elapsed, "curve": curve.to_dict(), "history": {}}
+        save_checkpoint(checkpoint_path(checkpoint_dir, cfg.num_evals), params, header)
+    venv.close()
+    from gradgym.agents.trainer import summarize
+
+    policy.model = model  # type: ignore[attr-defined]
+    return TrainResult(agent="sb3", robot=env.robot, seed=seed, config=cfg, curve=curve, params=params,
+                       metrics=summarize({}, curve, 0), policy=policy)

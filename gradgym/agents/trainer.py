@@ -1,0 +1,179 @@
+"""``train(agent, env, config, seed)``: the one training loop for every agent.
+
+JAX agents (apg, ppo, es) expose ``init(key)``, a jitted ``iterate(state)``
+and ``steps_per_iter``; this loop runs iterations until the env-step budget is
+spent, evaluates the deterministic policy on fixed episodes ``num_evals``
+times, prints progress, and writes/reads checkpoints. The sb3 agent has its
+own loop (``gradgym.agents.sb3``) with the same result type.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import json
+import math
+import sys
+import time
+from typing import Any
+
+import jax
+import numpy as np
+
+from gradgym.agents import get_agent
+from gradgym.agents.base import NumpyPolicy, eval_horizon, eval_keys, make_evaluator
+from gradgym.agents.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
+from gradgym.agents.result import Curve, TrainResult
+from gradgym.envs.core import BraxEnv, make
+
+
+def env_options(env: BraxEnv) -> dict[str, Any]:
+    """JSON-safe description of an env (stored in checkpoints and reports)."""
+    opts = {"robot": env.robot, "backend": env.backend, "episode_length": env.episode_length, "dtype": env.dtype,
+            "noise": dataclasses.asdict(env.noise)}
+    return json.loads(json.dumps(opts))
+
+
+def resolve_env(env: str | BraxEnv, dtype: str = "float32") -> BraxEnv:
+    """A robot name becomes ``make(robot, episode_length=<its Gymnasium limit>, dtype=dtype)``."""
+    if isinstance(env, BraxEnv):
+        return env
+    if isinstance(env, str):
+        from gradgym.envs.robots import get_robot
+
+        return make(env, episode_length=get_robot(env).max_episode_steps, dtype=dtype)
+    raise TypeError(f"env must be a robot name or a gradgym BraxEnv, got {type(env).__name__}.")
+
+
+@functools.lru_cache(maxsize=32)
+def build_agent(name: str, env: BraxEnv, config: Any) -> Any:
+    """Cached agent object, so a second seed with the same config reuses compiled code."""
+    info = get_agent(name)
+    return getattr(info.load(), info.agent_class)(env, config)
+
+
+class Progress:
+    """Periodic progress lines on stderr: steps, steps/s, latest return."""
+
+    def __init__(self, label: str, total: int, enabled: bool, every_s: float = 10.0):
+        self.label, self.total, self.enabled, self.every_s = label, total, enabled, every_s
+        self._last = -math.inf
+
+    def update(self, steps: int, wall_s: float, ret: float | None, force: bool = False) -> None:
+        now = time.perf_counter()
+        if not self.enabled or (not force and now - self._last < self.every_s):
+            return
+        self._last = now
+        rate = steps / wall_s if wall_s > 0 else 0.0
+        r = "n/a" if ret is None else f"{ret:.2f}"
+        print(f"[{self.label}] {steps:,}/{self.total:,} env steps ({100 * steps / self.total:.0f}%) | "
+              f"{rate:,.0f} steps/s | return {r} | {wall_s:.1f} s", file=sys.stderr, flush=True)
+
+
+def summarize(history: dict[str, list[float]], curve: Curve, skipped: int) -> dict[str, float]:
+    """Summary metrics of a run from its per-iteration history."""
+    out: dict[str, float] = {
+        "initial_return": curve.returns[0],
+        "final_return": curve.returns[-1],
+        "best_return": max(curve.returns),
+        "env_steps": float(curve.env_steps[-1]),
+        "wall_s": curve.wall_s[-1],
+        "steps_per_s": curve.env_steps[-1] / curve.wall_s[-1] if curve.wall_s[-1] > 0 else 0.0,
+        "skipped_updates": float(skipped),
+    }
+    g = np.asarray(history.get("grad_norm", []), np.float64)
+    g = g[np.isfinite(g)]
+    if g.size:
+        out.update(grad_norm_mean=float(g.mean()), grad_norm_median=float(np.median(g)),
+                   grad_norm_max=float(g.max()), grad_norm_min=float(g.min()))
+    return out
+
+
+def train(
+    agent: str,
+    env: str | BraxEnv,
+    config: Any = None,
+    seed: int = 0,
+    *,
+    checkpoint_dir: str | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Trains ``agent`` on ``env`` for ``config.total_steps`` env steps.
+
+    Args:
+        agent: ``"apg"``, ``"ppo"``, ``"es"`` or ``"sb3"`` (see ``AGENTS``).
+        env: robot name (episode limit = its Gymnasium limit) or a ``BraxEnv`` from ``gradgym.envs.make``.
+        config: ``None`` (the robot's defaults), a dict of overrides, or the agent's config dataclass.
+        seed: run seed; the same seed gives the same curve (bit-identical returns).
+        checkpoint_dir: write a checkpoint there at every evaluation point.
+        resume: continue from the newest checkpoint in ``checkpoint_dir`` (if any).
+        progress: print progress lines (steps, steps/s, latest return).
+
+    Returns:
+        A :class:`TrainResult`.
+    """
+    info = get_agent(agent)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}.")
+    if resume and checkpoint_dir is None:
+        raise ValueError("resume=True needs checkpoint_dir: pass the folder the checkpoints were written to.")
+    robot = env.robot if isinstance(env, BraxEnv) else env
+    cfg = info.default_config(robot if isinstance(robot, str) else "", config)
+    if info.name == "sb3":
+        from gradgym.agents.sb3 import train_sb3
+
+        return train_sb3(resolve_env(env), cfg, seed, checkpoint_dir=checkpoint_dir, resume=resume, progress=progress)
+    dtype = getattr(cfg, "dtype", "float32")
+    ctx = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
+    with ctx:
+        return _train_jax(info.name, resolve_env(env, dtype), cfg, seed, checkpoint_dir, resume, progress)
+
+
+def _train_jax(name, env, cfg, seed, checkpoint_dir, resume, progress) -> TrainResult:
+    # The budget and evaluation fields do not change the compiled programs: share them.
+    agent = build_agent(name, env, dataclasses.replace(cfg, total_steps=1, num_evals=1, eval_episodes=1))
+    spi = agent.steps_per_iter
+    n_iters = max(1, math.ceil(cfg.total_steps / spi))
+    eval_at = {max(1, round(i * n_iters / cfg.num_evals)) for i in range(1, cfg.num_evals + 1)}
+    evaluate = make_evaluator(env, cfg.hidden, cfg.activation, eval_horizon(env, cfg.eval_horizon))
+    keys = eval_keys(seed, cfg.eval_episodes)
+
+    def score(ts) -> float:
+        return float(np.mean(np.asarray(evaluate(*agent.policy_params(ts), keys), np.float64)))
+
+    ts = agent.init(jax.random.PRNGKey(seed))
+    expect = {"agent": name, "config": cfg.to_dict(), "env": env_options(env), "seed": seed}
+    curve, history, start, elapsed = Curve(), {}, 0, 0.0
+    path = latest_checkpoint(checkpoint_dir) if resume else None
+    if path is not None:
+        ts, header = load_checkpoint(path, ts, expect)
+        curve, history = Curve(**header["curve"]), header["history"]
+        start, elapsed = header["iteration"], header["wall_s"]
+    else:
+        curve.append(0, 0.0, score(ts))
+    bar = Progress(f"{name} {env.robot} seed {seed}", n_iters * spi, progress)
+    for it in range(start, n_iters):
+        t0 = time.perf_counter()
+        ts, metrics = agent.iterate(ts)
+        metrics = jax.device_get(metrics)
+        elapsed += time.perf_counter() - t0
+        for k, v in metrics.items():
+            history.setdefault(k, []).append(float(v))
+        done = it + 1
+        if done in eval_at:
+            curve.append(done * spi, elapsed, score(ts))
+            bar.update(done * spi, elapsed, curve.returns[-1], force=True)
+            if checkpoint_dir is not None:
+                header = {**expect, "iteration": done, "env_steps": done * spi, "wall_s": elapsed,
+                          "curve": curve.to_dict(), "history": history}
+                save_checkpoint(checkpoint_path(checkpoint_dir, done), ts, header)
+        else:
+            bar.update(done * spi, elapsed, curve.returns[-1])
+    params, stats = agent.policy_params(ts)
+    skipped = int(history.get("skipped", [0])[-1]) if history.get("skipped") else 0
+    return TrainResult(
+        agent=name, robot=env.robot, seed=seed, config=cfg, curve=curve, params=jax.device_get(params),
+        metrics=summarize(history, curve, skipped), policy=NumpyPolicy(env, cfg.hidden, cfg.activation, params, stats),
+    )

@@ -1,0 +1,77 @@
+"""Each agent raises the evaluation return on a cheap robot within a CI budget.
+
+The inverted pendulum pays 1 per upright step (episodes capped at 100 here),
+so its reward has no useful gradient: APG is tested on the reacher, whose
+reward (-distance - control cost) is smooth in state and action.
+"""
+
+import gymnasium
+import numpy as np
+import pytest
+
+import gradgym  # noqa: F401  (registers the Gymnasium ids)
+from gradgym.agents import train
+from gradgym.envs import make
+from tests.agents.conftest import FAST
+
+PPO_CFG = {**FAST, "total_steps": 24_576}
+ES_CFG = {**FAST, "total_steps": 32_000}
+SB3_CFG = {**FAST, "total_steps": 16_384}
+APG_CFG = {"eval_episodes": 8, "num_evals": 4, "total_steps": 30_000}
+
+
+def _check_gain(result, margin):
+    r = result.curve.returns
+    assert len(r) == result.config.num_evals + 1
+    assert result.curve.env_steps[0] == 0 and result.curve.env_steps[-1] >= result.config.total_steps
+    assert max(r[1:]) >= r[0] + margin, f"{result.agent}: returns {r} did not improve by {margin}"
+    assert result.final_return >= r[0] + margin / 2, f"{result.agent}: final return fell back: {r}"
+    assert result.metrics["skipped_updates"] == 0
+
+
+def test_ppo_learns_pendulum(pend):
+    result = train("ppo", pend, PPO_CFG, seed=0, progress=False)
+    _check_gain(result, 25.0)
+    # The policy drives the Gymnasium env of the same robot within its action space.
+    env = gymnasium.make("gradgym/InvertedPendulum-v0", max_episode_steps=100)
+    obs, _ = env.reset(seed=0)
+    total = 0.0
+    for _ in range(100):
+        action = result.policy(obs)
+        assert env.action_space.contains(action)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        total += reward
+        if terminated or truncated:
+            break
+    assert total >= result.curve.returns[0]
+
+
+def test_es_learns_pendulum(pend):
+    result = train("es", pend, ES_CFG, seed=0, progress=False)
+    _check_gain(result, 25.0)
+
+
+def test_es_same_seed_same_curve(pend):
+    a = train("es", pend, {**ES_CFG, "total_steps": 6_400}, seed=3, progress=False)
+    b = train("es", pend, {**ES_CFG, "total_steps": 6_400}, seed=3, progress=False)
+    c = train("es", pend, {**ES_CFG, "total_steps": 6_400}, seed=4, progress=False)
+    assert a.curve.returns == b.curve.returns and a.curve.env_steps == b.curve.env_steps
+    assert a.curve.returns != c.curve.returns
+
+
+def test_sb3_learns_pendulum(pend):
+    result = train("sb3", pend, SB3_CFG, seed=0, progress=False)
+    _check_gain(result, 25.0)
+    obs = np.zeros((3, 4), np.float32)
+    assert result.policy(obs).shape == (3, 1)
+
+
+@pytest.fixture(scope="module")
+def reacher():
+    return make("reacher", episode_length=50)
+
+
+def test_apg_learns_reacher(reacher):
+    result = train("apg", reacher, APG_CFG, seed=0, progress=False)
+    _check_gain(result, 1.0)
+    assert result.metrics["grad_norm_mean"] > 0 and np.isfinite(result.metrics["grad_norm_max"])

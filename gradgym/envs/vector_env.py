@@ -119,6 +119,19 @@ def check_max_steps(max_episode_steps: int | None) -> int:
     return int(max_episode_steps)
 
 
+def parse_autoreset_mode(mode: AutoresetMode | str) -> AutoresetMode:
+    """An ``AutoresetMode`` from the enum, its value ("NextStep") or its name ("NEXT_STEP", any case)."""
+    if isinstance(mode, AutoresetMode):
+        return mode
+    for m in AutoresetMode:
+        if isinstance(mode, str) and mode.lower().replace("_", "") in (m.value.lower(), m.name.lower().replace("_", "")):
+            return m
+    raise ValueError(
+        f"Unknown autoreset_mode {mode!r}; use a gymnasium.vector.AutoresetMode: "
+        f"{', '.join(m.name for m in AutoresetMode)}."
+    )
+
+
 def check_num_envs(num_envs: int) -> int:
     if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
         raise ValueError(f"num_envs must be a positive int, got {num_envs!r}.")
@@ -203,12 +216,7 @@ class GradGymVectorEnv(VectorEnv):
         self.num_envs = check_num_envs(num_envs)
         self.max_episode_steps = None if check_max_steps(max_episode_steps) == NO_LIMIT else int(max_episode_steps)
         self._max_steps = np.int32(check_max_steps(max_episode_steps))
-        try:
-            self.autoreset_mode = AutoresetMode(autoreset_mode)
-        except ValueError:
-            raise ValueError(
-                f"Unknown autoreset_mode {autoreset_mode!r}; use one of {[m.value for m in AutoresetMode]}."
-            ) from None
+        self.autoreset_mode = parse_autoreset_mode(autoreset_mode)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}.")
         self.render_mode = render_mode

@@ -153,6 +153,27 @@ def _scaled_sys(sys, physics: PhysicsParams):
     )
 
 
+class _JnpClipCompat:
+    """``jax.numpy`` whose ``clip`` still takes ``a_min``/``a_max`` (removed in JAX 0.10).
+
+    brax 0.14.2's fluid model (used by swimmer) calls ``jp.clip(x, a_min=...)``.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(jnp, name)
+
+    @staticmethod
+    def clip(x, min=None, max=None, *, a_min=None, a_max=None):  # noqa: A002 - jnp.clip's names
+        return jnp.clip(x, a_min if min is None else min, a_max if max is None else max)
+
+
+def _patch_brax_fluid() -> None:
+    from brax import fluid
+
+    if not isinstance(fluid.jp, _JnpClipCompat):
+        fluid.jp = _JnpClipCompat()
+
+
 class BraxEnv:
     """A Brax robot as a pure functional environment.
 
@@ -184,6 +205,8 @@ class BraxEnv:
         self.dtype = dtype
 
         from brax import envs as brax_envs
+
+        _patch_brax_fluid()
 
         kwargs: dict[str, Any] = {"backend": self.backend}
         if noise.reset_noise_scale is not None and self.spec.native_reset_noise:
@@ -326,8 +349,15 @@ class BraxEnv:
         ps = inner.pipeline_state
         finite = jnp.all(jnp.isfinite(inner.obs)) & jnp.all(jnp.isfinite(ps.q)) & jnp.all(jnp.isfinite(ps.qd))
         finite = finite & jnp.isfinite(inner.reward)
-        obs = jnp.where(finite, inner.obs, state.inner.obs)
+        # The last observation may itself be non-finite (a state injected by
+        # the caller); zero those entries so the caller never sees NaN/inf.
+        last_obs = jnp.where(jnp.isfinite(state.inner.obs), state.inner.obs, 0.0)
+        obs = jnp.where(finite, inner.obs, last_obs)
         inner = inner.replace(obs=obs, reward=jnp.where(finite, inner.reward, 0.0))
+        # Brax returns weak-typed scalars (reward, done) after a step but strong
+        # ones after reset; matching the input's dtypes keeps a jitted step from
+        # retracing when it is fed its own output.
+        inner = jax.tree.map(lambda new, old: new.astype(old.dtype) if hasattr(old, "dtype") else new, inner, state.inner)
         steps = state.steps + 1
         terminated = (inner.done > 0) | ~finite
         truncated = ~terminated & (steps >= self.episode_length if self.episode_length else jnp.zeros((), bool))

@@ -223,7 +223,7 @@ class GradGymEnv(gymnasium.Env):
                 "This env does not record its trajectory: make it with record=True "
                 "(or render_mode='rgb_array') before calling save_html()."
             )
-        return str(_render.save_html(path, self.core.brax_env.sys, list(self._states), self.height))
+        return str(_render.save_html(path, self.core.brax_env.sys, list(self._states)))
 
     @property
     def recorded_states(self) -> list[Any]:

@@ -116,6 +116,9 @@ def _atomic_write(path: str | os.PathLike, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -136,15 +139,19 @@ def save_png(path: str | os.PathLike, frame: np.ndarray) -> Path:
     return _atomic_write(path, buf.getvalue())
 
 
-def html_string(sys: Any, states: Sequence[Any], height: int = DEFAULT_HEIGHT) -> str:
-    """An interactive three.js viewer (brax's) of a trajectory of pipeline states."""
+def html_string(sys: Any, states: Sequence[Any], height: int | str = "100vh") -> str:
+    """An interactive three.js viewer (brax's) of a trajectory of pipeline states.
+
+    ``height`` is pixels (int) or a CSS length; the default fills the browser window.
+    """
     from brax.io import html
 
     if len(states) == 0:
         raise ValueError("Cannot export an empty trajectory to HTML: reset the env and step it at least once.")
-    return html.render(sys, list(states), height=height, colab=False)
+    css_height = f"{int(height)}px" if isinstance(height, (int, np.integer)) else str(height)
+    return html.render(sys, list(states), height=css_height, colab=False)
 
 
-def save_html(path: str | os.PathLike, sys: Any, states: Sequence[Any], height: int = DEFAULT_HEIGHT) -> Path:
+def save_html(path: str | os.PathLike, sys: Any, states: Sequence[Any], height: int | str = "100vh") -> Path:
     """Writes the brax HTML viewer of ``states`` to ``path`` atomically; returns the path."""
     return _atomic_write(path, html_string(sys, states, height).encode("utf-8"))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import collections
 import os
 import weakref
-from typing import Any, NamedTuple
+from typing import Any
 
 import gymnasium
 import jax
@@ -44,46 +44,47 @@ def make_core(robot: str, backend: str | None, options: dict[str, Any]) -> BraxE
     return make(robot, backend, **options)
 
 
-def metric_names(env: BraxEnv) -> tuple[str, ...]:
-    """Sorted names of the robot's Brax metrics (traced once, not compiled)."""
-    return _compiled(env).metrics
-
-
 def strong_types(tree: Any) -> Any:
     """Drops JAX weak types so a jitted step's output state matches its input (no retrace)."""
     return jax.tree.map(lambda x: jax.lax.convert_element_type(x, jnp.asarray(x).dtype), tree)
 
 
-def _scalars(state: State, names: tuple[str, ...]) -> jax.Array:
-    """reward, terminated, diverged and the metrics as one float32 vector: one host transfer."""
-    parts = [state.reward, state.terminated, state.diverged] + [state.metrics[k] for k in names]
-    return jnp.stack([jnp.asarray(p, jnp.float32).reshape(()) for p in parts])
+class _Compiled:
+    """Jitted single-env ``reset(seed)``/``step(state, action)`` of one core env.
 
+    Both return ``(state, obs, scalars)`` where ``scalars`` packs reward,
+    terminated, diverged and the metrics (sorted names in :attr:`metrics`,
+    set when a function is first traced) into one float32 vector, so each call
+    costs two host transfers.
+    """
 
-class _Compiled(NamedTuple):
-    reset: Any
-    step: Any
-    metrics: tuple[str, ...]
+    def __init__(self, env: BraxEnv):
+        self.metrics: tuple[str, ...] = ()
+
+        def scalars(state: State) -> jax.Array:
+            self.metrics = tuple(sorted(state.metrics))
+            parts = [state.reward, state.terminated, state.diverged] + [state.metrics[k] for k in self.metrics]
+            return jnp.stack([jnp.asarray(p, jnp.float32).reshape(()) for p in parts])
+
+        def reset(seed: jax.Array):
+            state = strong_types(env.reset(jax.random.PRNGKey(seed)))
+            return state, state.obs, scalars(state)
+
+        def step(state: State, action: jax.Array):
+            state = strong_types(env.step(state, action))
+            return state, state.obs, scalars(state)
+
+        self.reset, self.step = jax.jit(reset), jax.jit(step)
 
 
 _CACHE: weakref.WeakKeyDictionary[BraxEnv, _Compiled] = weakref.WeakKeyDictionary()
 
 
 def _compiled(env: BraxEnv) -> _Compiled:
-    """Jitted single-env reset/step for ``env``, built once per core env object."""
+    """The jitted single-env functions of ``env``, built once per core env object."""
     fns = _CACHE.get(env)
     if fns is None:
-        names = tuple(sorted(jax.eval_shape(env.reset, jax.random.PRNGKey(0)).metrics))
-
-        def reset(seed: jax.Array):
-            state = strong_types(env.reset(jax.random.PRNGKey(seed)))
-            return state, state.obs, _scalars(state, names)
-
-        def step(state: State, action: jax.Array):
-            state = strong_types(env.step(state, action))
-            return state, state.obs, _scalars(state, names)
-
-        fns = _CACHE[env] = _Compiled(jax.jit(reset), jax.jit(step), names)
+        fns = _CACHE[env] = _Compiled(env)
     return fns
 
 

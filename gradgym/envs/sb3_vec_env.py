@@ -17,13 +17,14 @@ from typing import Any
 import gymnasium
 import jax
 import numpy as np
+from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
 from gradgym.envs import render as _render
 from gradgym.envs.core import State
 from gradgym.envs.gym_env import check_action, make_core
 from gradgym.envs.robots import get_robot
-from gradgym.envs.vector_env import NO_LIMIT, SeedStreams, batched, check_max_steps, check_num_envs
+from gradgym.envs.vector_env import MODES, NO_LIMIT, SeedStreams, batched, check_max_steps, check_num_envs
 
 
 class GradGymSB3VecEnv(VecEnv):
@@ -106,7 +107,10 @@ class GradGymSB3VecEnv(VecEnv):
         """One jitted batched step with same-step autoreset (SB3's convention)."""
         if self._actions is None:
             raise RuntimeError("step_wait() called without step_async(actions).")
-        self._state, obs, final_obs, scal, final_scal = self._fns.step_same(self._state, self._actions, self._max_steps)
+        no_reset, same_step = np.zeros(self.num_envs, bool), np.int32(MODES[AutoresetMode.SAME_STEP])
+        self._state, _, obs, final_obs, scal, _ = self._fns.step(
+            self._state, no_reset, self._actions, self._max_steps, same_step
+        )
         self._actions = None
         obs, final_obs, scal = jax.device_get((obs, final_obs, scal))
         scal = np.asarray(scal)

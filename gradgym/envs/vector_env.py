@@ -13,7 +13,7 @@ The batched kernel (:func:`batched`) is shared with the SB3 shell
 from __future__ import annotations
 
 import weakref
-from typing import Any, NamedTuple
+from typing import Any
 
 import gymnasium
 import jax
@@ -25,7 +25,7 @@ from gymnasium.vector.utils import batch_space
 
 from gradgym.envs import render as _render
 from gradgym.envs.core import BraxEnv, State
-from gradgym.envs.gym_env import check_action, make_core, metric_names, strong_types
+from gradgym.envs.gym_env import check_action, make_core, strong_types
 from gradgym.envs.robots import get_robot
 
 NO_LIMIT = np.iinfo(np.int32).max
@@ -33,80 +33,73 @@ COLS = ("reward", "terminated", "truncated", "diverged")
 """Leading columns of the per-env float32 scalar block returned by the kernel; metrics follow."""
 
 
-class Batched(NamedTuple):
-    """Jitted batched kernels for one core env (see :func:`batched`)."""
+MODES = {AutoresetMode.NEXT_STEP: 0, AutoresetMode.SAME_STEP: 1, AutoresetMode.DISABLED: 2}
+"""Autoreset mode codes passed to the batched step as a runtime argument (one compiled program for all)."""
 
-    reset: Any  # (seeds[n] uint32) -> (state, obs, scal)
-    reset_masked: Any  # (state, seeds, mask) -> (state, obs, scal)
-    step_next: Any  # (state, needs_reset, actions, max_steps) -> (state, needs_reset, obs, scal)
-    step_same: Any  # (state, actions, max_steps) -> (state, obs, final_obs, scal, final_scal)
-    step_plain: Any  # (state, actions, max_steps) -> (state, obs, scal)
-    metrics: tuple[str, ...]
+
+class Batched:
+    """Jitted batched kernels for one core env; build with :func:`batched`.
+
+    Attributes:
+        reset: ``(seeds[n] uint32) -> (state, obs, scal)``.
+        select: ``(mask[n], new_state, state) -> (state, obs, scal)``: ``new_state`` where ``mask``.
+        step: ``(state, needs_reset, actions, max_steps, mode) -> (state, needs_reset, obs, final_obs,
+            scal, final_scal)``. ``scal[:, :4]`` are reward, terminated, truncated, diverged, then the
+            metrics (:attr:`metrics`); ``final_*`` are the raw step results before any autoreset.
+        metrics: sorted metric names (known once a kernel has been traced).
+    """
+
+    def __init__(self, env: BraxEnv):
+        self.metrics: tuple[str, ...] = ()
+
+        def scal(reward, terminated, truncated, diverged, metrics) -> jax.Array:
+            self.metrics = tuple(sorted(metrics))
+            parts = [reward, terminated, truncated, diverged] + [metrics[k] for k in self.metrics]
+            return jnp.stack([jnp.asarray(p, jnp.float32) for p in parts], axis=-1)
+
+        def state_scal(s: State) -> jax.Array:
+            return scal(s.reward, s.terminated, s.truncated, s.diverged, s.metrics)
+
+        def step_one(s: State, a, max_steps):
+            """Core step + truncation at ``max_steps``; and a fresh reset from a key split off the episode."""
+            nxt = env.step(s, a)
+            trunc = ~nxt.terminated & (nxt.steps >= max_steps)
+            k_next, k_reset = jax.random.split(nxt.key)
+            return nxt.replace(truncated=trunc, key=k_next), env.reset(k_reset)
+
+        def where(mask, a, b):
+            return jax.tree.map(lambda x, y: jnp.where(mask.reshape(mask.shape + (1,) * (x.ndim - 1)), x, y), a, b)
+
+        def reset(seeds):
+            st = strong_types(jax.vmap(lambda seed: env.reset(jax.random.PRNGKey(seed)))(seeds))
+            return st, st.obs, state_scal(st)
+
+        def select(mask, new, state):
+            st = strong_types(where(mask, new, state))
+            return st, st.obs, state_scal(st)
+
+        def step(state, needs_reset, actions, max_steps, mode):
+            nxt, fresh = jax.vmap(step_one, in_axes=(0, 0, None))(state, actions, max_steps)
+            live = ~needs_reset  # NEXT_STEP: envs that finished last step only reset now
+            term, trunc = live & nxt.terminated, live & nxt.truncated
+            done = term | trunc
+            reset_now = needs_reset | ((mode == 1) & done)
+            out = strong_types(where(reset_now, fresh, nxt))
+            reward = jnp.where(live, nxt.reward, 0.0)
+            sc = scal(reward, term, trunc, live & nxt.diverged, out.metrics)
+            return out, (mode == 0) & done, out.obs, nxt.obs, sc, state_scal(nxt)
+
+        self.reset, self.select, self.step = jax.jit(reset), jax.jit(select), jax.jit(step)
 
 
 _CACHE: weakref.WeakKeyDictionary[BraxEnv, Batched] = weakref.WeakKeyDictionary()
 
 
 def batched(env: BraxEnv) -> Batched:
-    """Builds (once per core env object) the jitted batched reset/step kernels."""
+    """The jitted batched kernels of ``env``, built once per core env object."""
     fns = _CACHE.get(env)
-    if fns is not None:
-        return fns
-    names = metric_names(env)
-
-    def scal(s: State, reward, terminated, truncated, diverged, metrics) -> jax.Array:
-        parts = [reward, terminated, truncated, diverged] + [metrics[k] for k in names]
-        return jnp.stack([jnp.asarray(p, jnp.float32) for p in parts], axis=-1)
-
-    def state_scal(s: State) -> jax.Array:
-        return scal(s, s.reward, s.terminated, s.truncated, s.diverged, s.metrics)
-
-    def reset_one(seed):
-        return env.reset(jax.random.PRNGKey(seed))
-
-    def step_one(s: State, a, max_steps):
-        """Core step + truncation at ``max_steps``; also a fresh reset from a key split off the episode."""
-        nxt = env.step(s, a)
-        trunc = ~nxt.terminated & (nxt.steps >= max_steps)
-        k_next, k_reset = jax.random.split(nxt.key)
-        nxt = nxt.replace(truncated=trunc, key=k_next)
-        return nxt, env.reset(k_reset)
-
-    def where(mask, a, b):
-        return jax.tree.map(lambda x, y: jnp.where(mask.reshape(mask.shape + (1,) * (x.ndim - 1)), x, y), a, b)
-
-    vstep = jax.vmap(step_one, in_axes=(0, 0, None))
-
-    def reset(seeds):
-        s = strong_types(jax.vmap(reset_one)(seeds))
-        return s, s.obs, state_scal(s)
-
-    def reset_masked(state, seeds, mask):
-        s = strong_types(where(mask, jax.vmap(reset_one)(seeds), state))
-        return s, s.obs, state_scal(s)
-
-    def step_next(state, needs_reset, actions, max_steps):
-        nxt, fresh = vstep(state, actions, max_steps)
-        out = strong_types(where(needs_reset, fresh, nxt))
-        live = ~needs_reset
-        term, trunc = live & nxt.terminated, live & nxt.truncated
-        reward = jnp.where(live, nxt.reward, 0.0)
-        sc = scal(out, reward, term, trunc, live & nxt.diverged, out.metrics)
-        return out, term | trunc, out.obs, sc
-
-    def step_same(state, actions, max_steps):
-        nxt, fresh = vstep(state, actions, max_steps)
-        out = strong_types(where(nxt.done, fresh, nxt))
-        sc = scal(out, nxt.reward, nxt.terminated, nxt.truncated, nxt.diverged, out.metrics)
-        return out, out.obs, nxt.obs, sc, state_scal(nxt)
-
-    def step_plain(state, actions, max_steps):
-        nxt, _ = vstep(state, actions, max_steps)
-        nxt = strong_types(nxt)
-        return nxt, nxt.obs, state_scal(nxt)
-
-    fns = Batched(*(jax.jit(f) for f in (reset, reset_masked, step_next, step_same, step_plain)), names)
-    _CACHE[env] = fns
+    if fns is None:
+        fns = _CACHE[env] = Batched(env)
     return fns
 
 
@@ -253,7 +246,8 @@ class GradGymVectorEnv(VectorEnv):
                 raise ValueError(f"options['reset_mask'] must be a bool np.ndarray of shape ({self.num_envs},), got {mask!r}.")
             if self._state is None:
                 raise gymnasium.error.ResetNeeded("reset_mask needs a full reset() first: call reset(seed=...).")
-            self._state, obs, scal = self._fns.reset_masked(self._state, self._seeds.draw(seed, mask), mask)
+            fresh, _, _ = self._fns.reset(self._seeds.draw(seed, mask))
+            self._state, obs, scal = self._fns.select(mask, fresh, self._state)
         self._needs_reset[mask] = False
         obs, scal = jax.device_get((obs, scal))
         return np.array(obs), info_block(self._fns.metrics, np.asarray(scal), mask)
@@ -263,37 +257,29 @@ class GradGymVectorEnv(VectorEnv):
         if self._state is None:
             raise gymnasium.error.ResetNeeded("Cannot call step() before reset(): call envs.reset(seed=...) first.")
         a = check_action(actions, self.action_space.shape, "actions")
-        n, names, all_envs = self.num_envs, self._fns.metrics, np.ones(self.num_envs, bool)
-        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
-            self._state, needs, obs, scal = self._fns.step_next(self._state, self._needs_reset, a, self._max_steps)
-            needs, obs, scal = jax.device_get((needs, obs, scal))
-            self._needs_reset = np.array(needs)
-            scal = np.asarray(scal)
-            infos = info_block(names, scal, all_envs)
-        elif self.autoreset_mode == AutoresetMode.SAME_STEP:
-            self._state, obs, final_obs, scal, final_scal = self._fns.step_same(self._state, a, self._max_steps)
-            obs, final_obs, scal, final_scal = jax.device_get((obs, final_obs, scal, final_scal))
-            scal = np.asarray(scal)
-            infos = info_block(names, scal, all_envs)
-            done = (scal[:, 1] > 0) | (scal[:, 2] > 0)
-            if done.any():
-                fo = np.full(n, None, dtype=object)
-                for i in np.flatnonzero(done):
-                    fo[i] = np.array(final_obs[i])
-                infos["final_obs"], infos["_final_obs"] = fo, done.copy()
-                infos["final_info"], infos["_final_info"] = info_block(names, np.asarray(final_scal), done), done.copy()
-        else:
-            if self._needs_reset.any():
-                idx = np.flatnonzero(self._needs_reset).tolist()
-                raise gymnasium.error.ResetNeeded(
-                    f"Sub-envs {idx} have finished (autoreset_mode=DISABLED): call "
-                    "reset(options={'reset_mask': mask}) for them before step()."
-                )
-            self._state, obs, scal = self._fns.step_plain(self._state, a, self._max_steps)
-            obs, scal = jax.device_get((obs, scal))
-            scal = np.asarray(scal)
-            self._needs_reset = (scal[:, 1] > 0) | (scal[:, 2] > 0)
-            infos = info_block(names, scal, all_envs)
+        mode = self.autoreset_mode
+        if mode == AutoresetMode.DISABLED and self._needs_reset.any():
+            idx = np.flatnonzero(self._needs_reset).tolist()
+            raise gymnasium.error.ResetNeeded(
+                f"Sub-envs {idx} have finished (autoreset_mode=DISABLED): call "
+                "reset(options={'reset_mask': mask}) for them before step()."
+            )
+        needs = self._needs_reset if mode == AutoresetMode.NEXT_STEP else np.zeros(self.num_envs, bool)
+        self._state, needs, obs, final_obs, scal, final_scal = self._fns.step(
+            self._state, needs, a, self._max_steps, np.int32(MODES[mode])
+        )
+        needs, obs, scal = jax.device_get((needs, obs, scal))
+        scal, names = np.asarray(scal), self._fns.metrics
+        done = (scal[:, 1] > 0) | (scal[:, 2] > 0)
+        self._needs_reset = np.array(needs) if mode == AutoresetMode.NEXT_STEP else done & (mode == AutoresetMode.DISABLED)
+        infos = info_block(names, scal, np.ones(self.num_envs, bool))
+        if mode == AutoresetMode.SAME_STEP and done.any():
+            final_obs, final_scal = jax.device_get((final_obs, final_scal))
+            fo = np.full(self.num_envs, None, dtype=object)
+            for i in np.flatnonzero(done):
+                fo[i] = np.array(final_obs[i])
+            infos["final_obs"], infos["_final_obs"] = fo, done.copy()
+            infos["final_info"], infos["_final_info"] = info_block(names, np.asarray(final_scal), done), done.copy()
         rewards = scal[:, 0].astype(np.float64)
         return np.array(obs), rewards, scal[:, 1] > 0, scal[:, 2] > 0, infos
 

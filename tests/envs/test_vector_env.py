@@ -7,6 +7,7 @@ from gymnasium.vector import AutoresetMode
 
 import gradgym  # noqa: F401  (registers the ids)
 from gradgym.envs import ROBOTS
+from gradgym.envs.sb3_vec_env import GradGymSB3VecEnv
 
 PENDULUM = ROBOTS["inverted_pendulum"].gym_id
 N = 4
@@ -149,10 +150,17 @@ def test_no_recompilation_across_steps_resets_and_instances():
     envs.reset(seed=0)
     run(envs, 5)
     fns = envs.unwrapped._fns
-    sizes = (fns.reset._cache_size(), fns.step_next._cache_size())
+    sizes = (fns.reset._cache_size(), fns.step._cache_size())
     assert sizes == (1, 1)
     other = make_vec(max_episode_steps=7)  # another limit is a runtime argument, not a new program
     assert other.unwrapped._fns is fns
     other.reset(seed=[1, 2, 3, 4])
     run(other, 3)
-    assert (fns.reset._cache_size(), fns.step_next._cache_size()) == sizes
+    same = make_vec(max_episode_steps=2, autoreset_mode=AutoresetMode.SAME_STEP)  # the mode is a runtime argument
+    same.reset(seed=0)
+    run(same, 3)
+    sb3 = GradGymSB3VecEnv("inverted_pendulum", num_envs=N, max_episode_steps=2)  # SB3 shares the same kernel
+    sb3.reset()
+    for _ in range(3):
+        sb3.step(ZERO)
+    assert (fns.reset._cache_size(), fns.step._cache_size()) == sizes

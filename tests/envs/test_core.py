@@ -1,0 +1,309 @@
+"""The functional core (gradgym.envs.core): same physics as raw Brax, determinism,
+noise, autoreset, divergence, no recompilation, and errors on bad options.
+
+Compiles dominate the cost, so every test jits one function (a ``lax.scan``
+over several steps where it can) and compares many numbers from one call.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from brax import envs as brax_envs
+
+import gradgym.envs as ge
+from gradgym.envs import BACKENDS, ROBOTS, BraxEnv, NoiseConfig
+
+# Every robot on its default backend, plus every backend on one cheap robot.
+DYNAMICS_CASES = [(name, spec.default_backend) for name, spec in ROBOTS.items()] + [
+    ("inverted_pendulum", b) for b in BACKENDS if b != ROBOTS["inverted_pendulum"].default_backend
+]
+
+
+def _random_actions(env: BraxEnv, key: jax.Array, n: int) -> jax.Array:
+    low, high = env.action_bounds
+    return jax.random.uniform(key, (n, env.action_size), minval=low, maxval=high)
+
+
+@pytest.mark.parametrize("robot,backend", DYNAMICS_CASES)
+def test_same_dynamics_as_raw_brax(robot, backend):
+    """Our step without noise is the raw Brax step: same q, qd, obs, reward, done."""
+    env = ge.make(robot, backend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        raw = brax_envs.get_environment(robot, backend=backend)
+    n = 12
+
+    @jax.jit
+    def paired(key):
+        state = env.reset(key)
+        actions = _random_actions(env, jax.random.fold_in(key, 1), n)
+
+        def body(carry, a):
+            ours, theirs = carry
+            ours, theirs = env.step(ours, a), raw.step(theirs, a)
+            out = {
+                "ours": (ours.inner.pipeline_state.q, ours.inner.pipeline_state.qd, ours.obs, ours.reward),
+                "raw": (theirs.pipeline_state.q, theirs.pipeline_state.qd, theirs.obs, theirs.reward),
+                "flags": (ours.terminated, theirs.done, ours.diverged, ours.truncated),
+            }
+            return (ours, theirs), out
+
+        _, out = jax.lax.scan(body, (state, state.inner), actions)
+        return state.inner.pipeline_state.q, out
+
+    q0, out = paired(jax.random.PRNGKey(3))
+    for name, ours, theirs in zip(("q", "qd", "obs", "reward"), out["ours"], out["raw"], strict=True):
+        np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-6, atol=1e-6, err_msg=name)
+    terminated, raw_done, diverged, truncated = (np.asarray(x) for x in out["flags"])
+    np.testing.assert_array_equal(terminated, raw_done > 0)
+    assert not diverged.any() and not truncated.any()
+    # The test is not vacuous: the robot moved and produced finite numbers.
+    q = np.asarray(out["ours"][0])
+    assert np.all(np.isfinite(q)) and np.abs(q[-1] - np.asarray(q0)).max() > 1e-3
+
+
+@functools.cache
+def _rollout_fn(env: BraxEnv, n: int):
+    """jit(vmap over keys) of an n-step rollout with key-derived actions."""
+
+    def one(key):
+        k_reset, k_act = jax.random.split(key)
+        state = env.reset(k_reset)
+        actions = _random_actions(env, k_act, n)
+
+        def body(s, a):
+            s = env.step(s, a)
+            return s, (s.obs, s.reward, s.inner.obs, s.inner.pipeline_state.q)
+
+        _, (obs, reward, clean_obs, q) = jax.lax.scan(body, state, actions)
+        return {"obs": obs, "reward": reward, "clean_obs": clean_obs, "q": q, "obs0": state.obs, "physics": state.physics}
+
+    return jax.jit(jax.vmap(one))
+
+
+def test_bit_identical_reruns_from_a_seed():
+    """Two envs (cached make twice, and a fresh instance), same key, 100 steps: identical."""
+    env_a = ge.make("ant")
+    assert ge.make("ant") is env_a  # make is cached by options
+    env_b = BraxEnv("ant")  # a separate object with its own compiled code
+    assert env_b is not env_a
+    keys = jnp.stack([jax.random.PRNGKey(7), jax.random.PRNGKey(8)])
+    a = jax.device_get(_rollout_fn(env_a, 100)(keys))
+    b = jax.device_get(_rollout_fn(env_b, 100)(keys))
+    for name in ("obs", "reward", "q"):
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    assert np.all(np.isfinite(a["obs"]))
+    # Different seeds give different episodes.
+    assert np.abs(a["obs"][0] - a["obs"][1]).max() > 1e-3
+
+
+FULL_NOISE = dict(
+    reset_noise_scale=0.2, action_noise=0.1, obs_noise=0.05, friction_range=(0.5, 1.5), mass_range=(0.8, 1.2)
+)
+
+
+def test_noise_same_key_identical_different_key_different():
+    env = ge.make("ant", **FULL_NOISE)
+    assert env.noise == NoiseConfig(**FULL_NOISE)
+    k1, k2 = jax.random.PRNGKey(1), jax.random.PRNGKey(2)
+    fn = _rollout_fn(env, 30)
+    out = jax.device_get(fn(jnp.stack([k1, k1, k2])))
+    again = jax.device_get(fn(jnp.stack([k1, k2, k2])))
+    for name in ("obs", "reward", "q", "obs0"):
+        np.testing.assert_array_equal(out[name][0], out[name][1], err_msg=name)  # same key, same batch
+        np.testing.assert_array_equal(out[name][0], again[name][0], err_msg=name)  # same key, another call
+        assert np.abs(out[name][0] - out[name][2]).max() > 1e-4, name  # different key
+    fr, ms = out["physics"].friction, out["physics"].mass
+    assert fr[0] == fr[1] and fr[0] != fr[2] and np.all((fr >= 0.5) & (fr <= 1.5))
+    assert ms[0] == ms[1] and ms[0] != ms[2] and np.all((ms >= 0.8) & (ms <= 1.2))
+    # Observation noise is N(0, 0.05^2) on top of the clean observation.
+    resid = out["obs"] - out["clean_obs"]
+    assert abs(resid.std() / 0.05 - 1.0) < 0.15 and abs(resid.mean()) < 0.01
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"action_noise": 0.3},
+        {"obs_noise": 0.1},
+        {"reset_noise_scale": 0.3},
+        {"friction_range": (0.5, 1.5)},
+        {"mass_range": (0.5, 1.5)},
+    ],
+    ids=lambda o: next(iter(o)),
+)
+def test_each_noise_option_is_keyed(option):
+    """Each option alone: same key repeats it, another key changes it, and it changes the episode."""
+    clean = _rollout_fn(ge.make("inverted_pendulum"), 20)
+    noisy = _rollout_fn(ge.make("inverted_pendulum", **option), 20)
+    keys = jnp.stack([jax.random.PRNGKey(1), jax.random.PRNGKey(1), jax.random.PRNGKey(2)])
+    c, n = jax.device_get(clean(keys)), jax.device_get(noisy(keys))
+    for name in ("obs", "q"):
+        np.testing.assert_array_equal(n[name][0], n[name][1], err_msg=name)
+        assert np.abs(n[name][0] - n[name][2]).max() > 1e-5, name
+    name = next(iter(option))
+    if name in ("friction_range", "mass_range"):
+        field = "friction" if name == "friction_range" else "mass"
+        values = getattr(n["physics"], field)
+        assert values[0] == values[1] != values[2] and np.all((values >= 0.5) & (values <= 1.5))
+        np.testing.assert_array_equal(getattr(c["physics"], field), 1.0)
+    if name == "obs_noise":  # the actions are open loop: only what the agent sees changes
+        np.testing.assert_array_equal(n["q"], c["q"])
+        assert np.abs(n["obs"][0] - c["obs"][0]).max() > 1e-3
+    elif name != "friction_range":  # the pendulum has no contacts, so friction cannot change its motion
+        assert np.abs(n["q"][0] - c["q"][0]).max() > 1e-4
+    if name == "action_noise":  # reset is untouched by action noise: same first obs as the clean env
+        np.testing.assert_array_equal(n["obs0"], c["obs0"])
+
+
+def test_autoreset_fresh_state_final_obs_and_gradient_stop():
+    env = ge.make("inverted_pendulum", episode_length=4)
+    action = jnp.full((env.action_size,), 0.2)
+
+    @jax.jit
+    def run(key):
+        def body(s, _):
+            nxt, final = env.autoreset_step(s, action)
+            return nxt, (nxt.obs, nxt.steps, final.obs, final.truncated, final.done, env.step(s, action).obs)
+
+        s0 = env.reset(key)
+        return s0.obs, jax.lax.scan(body, s0, None, length=12)[1]
+
+    obs0, (obs, steps, final_obs, truncated, done, plain_obs) = jax.device_get(run(jax.random.PRNGKey(0)))
+    np.testing.assert_array_equal(steps, [1, 2, 3, 0] * 3)
+    np.testing.assert_array_equal(truncated, [False, False, False, True] * 3)
+    np.testing.assert_array_equal(done, truncated)
+    # final_state holds the true terminal obs (what a plain step gives), next_state a new episode.
+    np.testing.assert_array_equal(final_obs, plain_obs)
+    ends = np.flatnonzero(done)
+    assert np.abs(obs[ends] - final_obs[ends]).max() > 1e-3
+    fresh = np.concatenate([obs0[None], obs[ends]])
+    for i in range(len(fresh)):  # every restart is a newly sampled state, never a cached one
+        for j in range(i):
+            assert np.abs(fresh[i] - fresh[j]).max() > 1e-4
+    np.testing.assert_array_equal(obs[~done], final_obs[~done])
+
+    # Gradients stop at the boundary: the next episode does not depend on the last action.
+    @jax.jit
+    def grads(key):
+        s = env.reset(key)
+        for _ in range(3):
+            s = env.step(s, action)
+        g_next = jax.grad(lambda a: jnp.sum(env.autoreset_step(s, a)[0].obs))(action)
+        g_final = jax.grad(lambda a: jnp.sum(env.autoreset_step(s, a)[1].obs))(action)
+        return g_next, g_final
+
+    g_next, g_final = grads(jax.random.PRNGKey(0))
+    np.testing.assert_array_equal(g_next, 0.0)
+    assert np.abs(g_final).max() > 1e-4
+
+
+@functools.cache
+def _diverge_fn(env: BraxEnv):
+    """jit: inject ``value`` into qd, step, autoreset, and step the restarted state."""
+
+    def run(key, value):
+        s = env.reset(key)
+        vec = env.state_vector(s)
+        nq = vec.shape[0] // 2
+        bad = env.with_state_vector(s, vec.at[nq:].set(value))
+        action = jnp.zeros(env.action_size)
+        restarted, final = env.autoreset_step(bad, action)
+        after = env.step(restarted, action)
+        return env.step(bad, action), restarted, final, after, env.state_vector(restarted), env.state_vector(after)
+
+    return jax.jit(run)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, 1e38])
+def test_divergence_terminates_and_autoreset_recovers(value):
+    env = ge.make("inverted_pendulum", backend="generalized")
+    nxt, restarted, final, after, vec_restarted, vec_after = _diverge_fn(env)(jax.random.PRNGKey(0), value)
+    assert bool(nxt.terminated) and bool(nxt.diverged) and float(nxt.reward) == 0.0
+    assert np.all(np.isfinite(np.asarray(nxt.obs)))
+    assert bool(final.diverged) and bool(final.terminated) and float(final.reward) == 0.0
+    assert np.all(np.isfinite(np.asarray(final.obs)))
+    assert int(restarted.steps) == 0 and not bool(restarted.done)
+    assert np.all(np.isfinite(np.asarray(vec_restarted))) and np.all(np.isfinite(np.asarray(restarted.obs)))
+    assert not bool(after.diverged) and not bool(after.terminated) and np.all(np.isfinite(np.asarray(vec_after)))
+
+
+def _signature(tree):
+    return [(x.dtype, x.shape, getattr(x, "weak_type", False)) for x in jax.tree.leaves(tree)]
+
+
+@pytest.mark.parametrize("method", ["step", "autoreset_step"])
+def test_jitted_step_does_not_retrace_on_its_own_output(method):
+    env = ge.make("inverted_pendulum", episode_length=3)
+    traces = []
+
+    def fn(state, action):
+        traces.append(1)  # runs only while tracing
+        out = getattr(env, method)(state, action)
+        return out if method == "step" else out[0]
+
+    jfn = jax.jit(fn)
+    state = env.reset(jax.random.PRNGKey(0))
+    first = _signature(state)
+    action = jnp.zeros(env.action_size)
+    for _ in range(7):  # crosses two episode ends when autoresetting
+        state = jfn(state, action)
+        assert _signature(state) == first
+    assert len(traces) == 1
+
+
+def test_float64_state_dtypes_and_no_retrace():
+    with jax.enable_x64(True):
+        env = ge.make("inverted_pendulum", dtype="float64")
+        traces = []
+
+        def fn(s, a):
+            traces.append(1)
+            return env.step(s, a)
+
+        jfn = jax.jit(fn)
+        s = env.reset(jax.random.PRNGKey(0))
+        for _ in range(3):
+            s = jfn(s, jnp.zeros(env.action_size, jnp.float64))
+        assert len(traces) == 1
+        assert s.obs.dtype == jnp.float64 and s.reward.dtype == jnp.float64
+        assert s.inner.pipeline_state.q.dtype == jnp.float64
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"robot": "antt"}, r"Unknown robot 'antt'.*available: ant"),
+        ({"robot": "ant", "backend": "bullet"}, r"Unknown backend 'bullet'.*generalized"),
+        ({"robot": "swimmer", "backend": "spring"}, r"'swimmer' has no 'spring'.*generalized"),
+        ({"robot": "ant", "actoin_noise": 0.1}, r"Unknown env option.*'actoin_noise'.*action_noise"),
+        ({"robot": "ant", "dtype": "float16"}, r"dtype.*'float16'"),
+        ({"robot": "ant", "dtype": "float64"}, r"float64.*jax_enable_x64"),
+        ({"robot": "ant", "episode_length": 0}, r"episode_length.*got 0"),
+        ({"robot": "ant", "episode_length": 2.5}, r"episode_length.*got 2.5"),
+        ({"robot": "ant", "action_noise": -0.1}, r"action_noise.*>= 0.*-0.1"),
+        ({"robot": "ant", "obs_noise": math.nan}, r"obs_noise.*nan"),
+        ({"robot": "ant", "obs_noise": "0.1"}, r"obs_noise.*'0.1'"),
+        ({"robot": "ant", "reset_noise_scale": -1.0}, r"reset_noise_scale.*-1.0"),
+        ({"robot": "ant", "friction_range": (1.5, 0.5)}, r"friction_range.*low <= high.*\(1.5, 0.5\)"),
+        ({"robot": "ant", "friction_range": (-1.0, 1.0)}, r"friction_range.*0 < low.*\(-1.0, 1.0\)"),
+        ({"robot": "ant", "mass_range": (0.5, math.inf)}, r"mass_range.*finite.*inf"),
+        ({"robot": "ant", "mass_range": (0.5,)}, r"mass_range.*\(low, high\) pair.*\(0.5,\)"),
+        ({"robot": "ant", "mass_range": "wide"}, r"mass_range.*'wide'"),
+    ],
+)
+def test_make_rejects_bad_options_naming_the_value(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ge.make(**kwargs)
+
+
+def test_make_rejects_wrong_noise_type():
+    with pytest.raises(TypeError, match="NoiseConfig.*dict"):
+        BraxEnv("ant", noise={"action_noise": 0.1})

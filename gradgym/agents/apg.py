@@ -69,7 +69,7 @@ class ApgConfig(CommonConfig):
 
 
 ROBOT_DEFAULTS: dict[str, dict[str, Any]] = {
-    "reacher": {"horizon": 50, "learning_rate": 3e-3},
+    "reacher": {"num_envs": 4, "horizon": 50, "learning_rate": 1e-3},
     "inverted_pendulum": {"horizon": 64},
     "ant": {"num_envs": 16, "horizon": 32, "learning_rate": 3e-4},
     "halfcheetah": {"horizon": 32, "learning_rate": 3e-4},

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradgym.agents.base import eval_horizon, eval_keys
+from gradgym.agents.base import eval_horizon, eval_keys, strong_types
 from gradgym.agents.checkpoint import checkpoint_path, save_checkpoint
 from gradgym.agents.config import CommonConfig, check_int
 from gradgym.agents.result import Curve, TrainResult
@@ -65,7 +65,9 @@ DEFAULT_ALGO_KWARGS = {"PPO": {"n_steps": 256, "batch_size": 256}}
 
 @functools.lru_cache(maxsize=16)
 def _batched_core(env: BraxEnv):
-    return jax.jit(jax.vmap(env.reset)), jax.jit(jax.vmap(env.step))
+    # Strong types: the reset state and the step state share one compiled step.
+    return (jax.jit(lambda k: strong_types(jax.vmap(env.reset)(k))),
+            jax.jit(lambda s, a: strong_types(jax.vmap(env.step)(s, a))))
 
 
 def evaluate_numpy(env: BraxEnv, policy, keys: jax.Array, horizon: int) -> np.ndarray:

@@ -112,11 +112,13 @@ class GradGymSB3VecEnv(VecEnv):
             self._state, no_reset, self._actions, self._max_steps, same_step
         )
         self._actions = None
-        obs, final_obs, scal = jax.device_get((obs, final_obs, scal))
+        obs, scal = jax.device_get((obs, scal))
         scal = np.asarray(scal)
         terminated, truncated = scal[:, 1] > 0, scal[:, 2] > 0
         dones = terminated | truncated
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        if dones.any():
+            final_obs = jax.device_get(final_obs)
         for i in np.flatnonzero(dones):
             infos[i]["terminal_observation"] = np.array(final_obs[i], dtype=np.float32)
             infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])

@@ -61,11 +61,11 @@ class Batched:
             return scal(s.reward, s.terminated, s.truncated, s.diverged, s.metrics)
 
         def step_one(s: State, a, max_steps):
-            """Core step + truncation at ``max_steps``; and a fresh reset from a key split off the episode."""
+            """Core step + truncation at ``max_steps``; splits off a key for this env's next reset."""
             nxt = env.step(s, a)
             trunc = ~nxt.terminated & (nxt.steps >= max_steps)
             k_next, k_reset = jax.random.split(nxt.key)
-            return nxt.replace(truncated=trunc, key=k_next), env.reset(k_reset)
+            return nxt.replace(truncated=trunc, key=k_next), k_reset
 
         def where(mask, a, b):
             return jax.tree.map(lambda x, y: jnp.where(mask.reshape(mask.shape + (1,) * (x.ndim - 1)), x, y), a, b)
@@ -79,12 +79,17 @@ class Batched:
             return st, st.obs, state_scal(st)
 
         def step(state, needs_reset, actions, max_steps, mode):
-            nxt, fresh = jax.vmap(step_one, in_axes=(0, 0, None))(state, actions, max_steps)
+            nxt, reset_keys = jax.vmap(step_one, in_axes=(0, 0, None))(state, actions, max_steps)
+            nxt = strong_types(nxt)
             live = ~needs_reset  # NEXT_STEP: envs that finished last step only reset now
             term, trunc = live & nxt.terminated, live & nxt.truncated
             done = term | trunc
             reset_now = needs_reset | ((mode == 1) & done)
-            out = strong_types(where(reset_now, fresh, nxt))
+            # Fresh initial states (new physics, new noise) only on steps where some env restarts.
+            fresh = jax.lax.cond(
+                jnp.any(reset_now), lambda: strong_types(jax.vmap(env.reset)(reset_keys)), lambda: nxt
+            )
+            out = where(reset_now, fresh, nxt)
             reward = jnp.where(live, nxt.reward, 0.0)
             sc = scal(reward, term, trunc, live & nxt.diverged, out.metrics)
             return out, (mode == 0) & done, out.obs, nxt.obs, sc, state_scal(nxt)

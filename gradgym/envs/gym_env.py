@@ -52,10 +52,10 @@ def strong_types(tree: Any) -> Any:
 class _Compiled:
     """Jitted single-env ``reset(seed)``/``step(state, action)`` of one core env.
 
-    Both return ``(state, obs, scalars)`` where ``scalars`` packs reward,
-    terminated, diverged and the metrics (sorted names in :attr:`metrics`,
-    set when a function is first traced) into one float32 vector, so each call
-    costs two host transfers.
+    Both return ``(state, packed)``: one float32 vector holding the
+    observation, then reward, terminated, diverged and the metrics (sorted
+    names in :attr:`metrics`, set when a function is first traced), so each
+    call costs a single host transfer.
     """
 
     def __init__(self, env: BraxEnv):
@@ -64,15 +64,16 @@ class _Compiled:
         def scalars(state: State) -> jax.Array:
             self.metrics = tuple(sorted(state.metrics))
             parts = [state.reward, state.terminated, state.diverged] + [state.metrics[k] for k in self.metrics]
-            return jnp.stack([jnp.asarray(p, jnp.float32).reshape(()) for p in parts])
+            scal = jnp.stack([jnp.asarray(p, jnp.float32).reshape(()) for p in parts])
+            return jnp.concatenate([state.obs.astype(jnp.float32), scal])
 
         def reset(seed: jax.Array):
             state = strong_types(env.reset(jax.random.PRNGKey(seed)))
-            return state, state.obs, scalars(state)
+            return state, scalars(state)
 
         def step(state: State, action: jax.Array):
             state = strong_types(env.step(state, action))
-            return state, state.obs, scalars(state)
+            return state, scalars(state)
 
         self.reset, self.step = jax.jit(reset), jax.jit(step)
 
@@ -168,15 +169,16 @@ class GradGymEnv(gymnasium.Env):
         self._renderer: _render.FrameRenderer | None = None
 
     # -- conversion -----------------------------------------------------------
-    def _outputs(self, state: State, obs: jax.Array, scalars: jax.Array):
+    def _outputs(self, state: State, packed: jax.Array):
         self._state = state
         if self.record:
             self._states.append(state.inner.pipeline_state)
-        obs, scalars = jax.device_get((obs, scalars))
-        vals = np.asarray(scalars).tolist()
+        packed = np.asarray(packed)
+        n = self.observation_space.shape[0]
+        vals = packed[n:].tolist()
         info: dict[str, Any] = dict(zip(self._fns.metrics, vals[3:], strict=True))
         info["diverged"] = self._diverged = bool(vals[2])
-        return np.array(obs, dtype=np.float32), float(vals[0]), bool(vals[1]), info
+        return packed[:n].copy(), float(vals[0]), bool(vals[1]), info
 
     # -- gymnasium API ------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):

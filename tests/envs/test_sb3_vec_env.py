@@ -47,6 +47,11 @@ def test_seed_is_consumed_on_next_reset():
     assert not np.allclose(venv.reset(), obs)  # no seed: fresh draws
     venv.seed(5)
     np.testing.assert_array_equal(venv.reset(), obs)
+    venv.set_options({"foo": 1})
+    with pytest.raises(ValueError, match=r"'foo'.*set_options\(None\)"):
+        venv.reset()
+    venv.set_options(None)
+    venv.reset()
 
 
 def test_time_limit_same_step_autoreset_and_terminal_observation():

@@ -164,3 +164,11 @@ def test_no_recompilation_across_steps_resets_and_instances():
     for _ in range(3):
         sb3.step(ZERO)
     assert (fns.reset._cache_size(), fns.step._cache_size()) == sizes
+
+
+def test_gymnasium_vector_wrappers_accept_it():
+    envs = gym.wrappers.vector.RecordEpisodeStatistics(make_vec(max_episode_steps=3))
+    envs.reset(seed=0)
+    for _ in range(3):
+        *_, info = envs.step(ZERO)
+    assert info["_episode"].all() and (info["episode"]["l"] == 3).all() and (info["episode"]["r"] == 3.0).all()

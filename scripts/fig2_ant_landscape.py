@@ -58,7 +58,7 @@ def plot(res: dict, arrays: dict, path) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = figure_parser(__doc__.splitlines()[0], "fig2").parse_args(argv)
     if args.quick:
-        n_pts, slice_h, seeds_b, var_h, var_seeds = 21, [1, 2, 4, 8], 4, [1, 2, 4, 8], 8
+        n_pts, slice_h, seeds_b, var_h, var_seeds = 21, [1, 2, 4, 8], 1, [1, 2, 4, 8], 8
     else:
         n_pts, slice_h, seeds_b, var_h, var_seeds = 201, [1, 2, 4, 8, 16], 32, [1, 2, 4, 8, 12, 16, 24, 32, 48, 64], 16
     avg_h = 8

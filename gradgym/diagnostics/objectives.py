@@ -18,6 +18,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from gradgym.envs import BraxEnv, rollout
@@ -117,3 +118,82 @@ def policy_loss_slice(
     if not 1 <= horizon <= max_horizon:
         raise ValueError(f"horizon must be in [1, max_horizon={max_horizon}], got {horizon!r}; raise max_horizon.")
     return _slice_batch(env, policy_fn, params, direction, shifts, max_horizon, keys, jnp.asarray(horizon, jnp.int32))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 5))
+def _perturbed_grads(env, policy_fn, params, eps, keys, max_horizon, horizon):
+    """Pathwise gradients at ``params + eps_i`` (flat) with rollout key ``keys[i]``: ``[K, P]``."""
+    x, unravel = ravel_pytree(params)
+
+    def one(e, k):
+        f = lambda v: masked_loss(env, policy_fn, unravel(v), k, horizon, max_horizon)  # noqa: E731
+        return jax.grad(f)(x + e)
+
+    return jax.vmap(one)(eps, keys)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 5))
+def _perturbed_losses(env, policy_fn, params, eps, keys, max_horizon, horizon):
+    """Losses at ``params +- eps_i`` (flat) with rollout key ``keys[i]``: two ``[K]`` arrays."""
+    x, unravel = ravel_pytree(params)
+
+    def one(e, k):
+        f = lambda v: masked_loss(env, policy_fn, unravel(v), k, horizon, max_horizon)  # noqa: E731
+        return f(x + e), f(x - e)
+
+    return jax.vmap(one)(eps, keys)
+
+
+def policy_estimators(
+    env: BraxEnv,
+    policy_fn,
+    params: Any,
+    key: jax.Array,
+    horizon: int,
+    max_horizon: int,
+    sigma: float,
+    num_samples: int,
+) -> dict[str, dict[str, float]]:
+    """Pathwise vs antithetic-ES estimates of the gradient of the Gaussian-smoothed policy loss.
+
+    Both estimate ``grad E_{eps, k}[loss(params + eps, k)]`` (``eps ~ N(0, sigma^2 I)``,
+    ``k`` the rollout key: reset and policy-sampling noise) from the same ``num_samples``
+    (eps, k) draws. Returns, per estimator (``pathwise``, ``es_antithetic``, ``combined``):
+    ``variance`` (trace of the per-sample covariance), ``mean_norm`` (norm of the mean) and
+    ``nonfinite`` (dropped samples).
+    """
+    if not 1 <= horizon <= max_horizon:
+        raise ValueError(f"horizon must be in [1, max_horizon={max_horizon}], got {horizon!r}; raise max_horizon.")
+    if num_samples < 2 or not sigma > 0:
+        raise ValueError(f"need num_samples >= 2 and sigma > 0, got {num_samples!r}, {sigma!r}.")
+    x, _ = ravel_pytree(params)
+    k_eps, k_roll = jax.random.split(key)
+    eps = sigma * jax.random.normal(k_eps, (num_samples, x.size), x.dtype)
+    keys = jax.random.split(k_roll, num_samples)
+    h = jnp.asarray(horizon, jnp.int32)
+    rp = np.asarray(_perturbed_grads(env, policy_fn, params, eps, keys, max_horizon, h), np.float64)
+    lp, lm = (np.asarray(a, np.float64) for a in _perturbed_losses(env, policy_fn, params, eps, keys, max_horizon, h))
+    es = ((lp - lm) / (2 * sigma**2))[:, None] * np.asarray(eps, np.float64)
+    out = {}
+    for name, s in (("pathwise", rp), ("es_antithetic", es)):
+        ok = np.all(np.isfinite(s), 1)
+        s = s[ok]
+        out[name] = {
+            "variance": float(np.sum(np.var(s, 0, ddof=1))) if len(s) > 1 else float("nan"),
+            "mean_norm": float(np.linalg.norm(s.mean(0))) if len(s) else float("nan"),
+            "nonfinite": int((~ok).sum()),
+            "_mean": s.mean(0) if len(s) else None,
+        }
+    va, vb = out["pathwise"]["variance"], out["es_antithetic"]["variance"]
+    if np.isfinite(va) and np.isfinite(vb) and va + vb > 0:
+        w = vb / (va + vb)
+        m = w * out["pathwise"]["_mean"] + (1 - w) * out["es_antithetic"]["_mean"]
+        out["combined"] = {
+            "variance": float(w**2 * va + (1 - w) ** 2 * vb),
+            "mean_norm": float(np.linalg.norm(m)),
+            "weight_pathwise": float(w),
+            "nonfinite": 0,
+        }
+    for v in out.values():
+        v.pop("_mean", None)
+    return out

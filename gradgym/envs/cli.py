@@ -97,11 +97,14 @@ def _roll_shell(args: argparse.Namespace, steps: int, act) -> Any:
     for t in range(steps):
         obs, reward, terminated, _, _ = env.step(act(obs, env))
         total += reward
+        if t == 0:
+            print(f"  first step (compiles): {time.perf_counter() - t0:.1f}s")
+            t0 = time.perf_counter()
         if terminated:
             print(f"  episode terminated at step {t + 1} (return {total:.2f}); stopping the clip there")
             break
         if (t + 1) % 100 == 0:
-            print(f"  step {t + 1}/{steps}  return {total:.2f}  {(t + 1) / (time.perf_counter() - t0):.0f} steps/s")
+            print(f"  step {t + 1}/{steps}  return {total:.2f}  {t / (time.perf_counter() - t0):.0f} steps/s")
     return env
 
 

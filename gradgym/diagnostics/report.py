@@ -170,7 +170,7 @@ def summary_markdown(res: dict[str, Any]) -> str:
         f"**Rule.** {first['recommendation']['rule']}.",
         "",
         "| policy | recommended truncation | variance growth / step | norm growth / step | "
-        "max Lyapunov exp. / step | steps with max abs eig > 1 | ln max abs eig of ds_T/ds_0 at T="
+        "max Lyapunov exp. / step | fraction of steps with max abs eig > 1 | ln max abs eig of ds_T/ds_0 at T="
         + str(len(first["spectrum"]["product_log_max_abs"]))
         + " |",
         "|---|---|---|---|---|---|---|",

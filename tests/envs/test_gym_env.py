@@ -111,6 +111,8 @@ def test_options_pass_through_make():
         assert 0.5 <= float(phys.friction) <= 0.6 and 2.0 <= float(phys.mass) <= 2.5
     assert len(set(frictions)) == 3  # drawn per episode
     assert gym.make(PENDULUM, reset_noise_scale=0.0).unwrapped.core.noise.reset_noise_scale == 0.0
+    assert gym.make(PENDULUM, backend="generalized").unwrapped.core.backend == "generalized"
+    assert gym.make(ROBOTS["swimmer"].gym_id).unwrapped.core.backend == "generalized"  # its only backend
 
 
 def test_diverged_step_terminates_then_needs_reset():

@@ -16,7 +16,7 @@ from gradgym.agents import AGENTS
 DEFAULT_ROBOT = "inverted_pendulum"
 DEFAULT_AGENTS = "apg,ppo,es,sb3"
 DEFAULT_SEEDS = 2
-DEFAULT_BUDGET = 60_000
+DEFAULT_BUDGET = 30_000
 DEFAULT_EPISODE_LENGTH = 200
 
 

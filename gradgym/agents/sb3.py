@@ -100,7 +100,6 @@ def train_sb3(env: BraxEnv, cfg: Sb3Config, seed: int, *, checkpoint_dir=None, r
     import torch
     from stable_baselines3.common.vec_env import VecMonitor
 
-    from gradgym.agents.trainer import Progress
     from gradgym.envs.sb3_vec_env import GradGymSB3VecEnv
 
     noise = {k: v for k, v in dataclasses.asdict(env.noise).items() if v not in (None, 0.0)}
@@ -112,6 +111,20 @@ def train_sb3(env: BraxEnv, cfg: Sb3Config, seed: int, *, checkpoint_dir=None, r
     policy_kwargs = {"net_arch": list(cfg.hidden), "activation_fn": act, **kwargs.pop("policy_kwargs", {})}
     model = getattr(stable_baselines3, cfg.algorithm)("MlpPolicy", venv, seed=seed, device="cpu", verbose=0,
                                                       policy_kwargs=policy_kwargs, **kwargs)
+
+    # Small MLPs gain nothing from intra-op threads, and spinning threads starve the JAX
+    # env step on a busy machine; restored at the end.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _learn(env, cfg, seed, model, venv, checkpoint_dir, progress)
+    finally:
+        torch.set_num_threads(threads)
+        venv.close()
+
+
+def _learn(env, cfg, seed, model, venv, checkpoint_dir, progress) -> TrainResult:
+    from gradgym.agents.trainer import Progress, summarize
 
     def policy(obs: np.ndarray) -> np.ndarray:
         return np.asarray(model.predict(np.asarray(obs, np.float32), deterministic=True)[0], np.float32)
@@ -133,9 +146,6 @@ def train_sb3(env: BraxEnv, cfg: Sb3Config, seed: int, *, checkpoint_dir=None, r
         header = {"agent": "sb3", "config": cfg.to_dict(), "seed": seed, "iteration": cfg.num_evals,
                   "env_steps": model.num_timesteps, "wall_s": elapsed, "curve": curve.to_dict(), "history": {}}
         save_checkpoint(checkpoint_path(checkpoint_dir, cfg.num_evals), params, header)
-    venv.close()
-    from gradgym.agents.trainer import summarize
-
     policy.model = model  # type: ignore[attr-defined]
     return TrainResult(agent="sb3", robot=env.robot, seed=seed, config=cfg, curve=curve, params=params,
                        metrics=summarize({}, curve, 0), policy=policy)

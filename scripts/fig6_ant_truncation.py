@@ -23,20 +23,29 @@ from gradgym.diagnostics.scripting import figure_parser
 from gradgym.diagnostics.truncated import train_truncated
 
 
+def _smooth(y, k: int = 5):
+    y = np.asarray(y, np.float64)
+    return np.convolve(y, np.ones(k) / k, mode="valid") if len(y) >= k else y
+
+
 def plot(res: dict, path) -> None:
     plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+    fig, axes = plt.subplots(1, 4, figsize=(19, 3.6))
     ts = [r["truncation"] for r in res["runs"]]
     for r in res["runs"]:
         c = r["curve"]
-        smooth = np.convolve(c["return"], np.ones(5) / 5, mode="valid") if len(c["return"]) >= 5 else c["return"]
-        axes[0].plot(np.arange(len(smooth)), smooth, lw=1.2, label=f"t={r['truncation']}")
-        axes[1].plot(c["update"], c["grad_norm"], lw=0.8, label=f"t={r['truncation']}")
-    axes[0].set(title="episode return (training batch, 5-update mean)", xlabel="update")
-    axes[1].set(yscale="log", title="gradient norm", xlabel="update")
-    axes[2].plot(ts, [r["final_return"] for r in res["runs"]], "o-", label="final return")
-    axes[2].plot(ts, [r["initial_return"] for r in res["runs"]], "k--", lw=0.8, label="initial return")
-    axes[2].set(xscale="log", title="final return vs truncation t", xlabel="truncation length t")
+        axes[0].plot(_smooth(c["return"]), lw=1.2, label=f"t={r['truncation']}")
+        axes[1].plot(_smooth(c["x_distance"]), lw=1.2, label=f"t={r['truncation']}")
+        axes[2].plot(c["update"], c["grad_norm"], lw=0.8, label=f"t={r['truncation']}")
+    axes[0].set(title="episode return (5-update mean)", xlabel="update")
+    axes[1].set(title="x-distance per episode (5-update mean)", xlabel="update")
+    axes[2].set(yscale="log", title="gradient norm", xlabel="update")
+    axes[3].plot(ts, [r["final_return"] for r in res["runs"]], "o-", label="final return")
+    axes[3].plot(ts, [r["initial_return"] for r in res["runs"]], "k--", lw=0.8, label="initial return")
+    ax2 = axes[3].twinx()
+    ax2.plot(ts, [r["final_x_distance"] for r in res["runs"]], "s-", color="tab:red", label="final x-distance")
+    ax2.set_ylabel("x-distance", color="tab:red")
+    axes[3].set(xscale="log", title="final return vs truncation t", xlabel="truncation length t")
     for ax in axes:
         ax.legend(fontsize=7)
     save_figure(fig, path)

@@ -83,7 +83,14 @@ def _rollout_fn(env: BraxEnv, n: int):
             return s, (s.obs, s.reward, s.inner.obs, s.inner.pipeline_state.q)
 
         _, (obs, reward, clean_obs, q) = jax.lax.scan(body, state, actions)
-        return {"obs": obs, "reward": reward, "clean_obs": clean_obs, "q": q, "obs0": state.obs, "physics": state.physics}
+        return {
+            "obs": obs,
+            "reward": reward,
+            "clean_obs": clean_obs,
+            "q": q,
+            "obs0": state.obs,
+            "physics": state.physics,
+        }
 
     return jax.jit(jax.vmap(one))
 

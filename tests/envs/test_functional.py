@@ -48,7 +48,9 @@ def _check_directional(value_and_grad, x, key, n_dirs: int = 2, rtol: float = 1e
     leaves, treedef = jax.tree.flatten(x)
     for i in range(n_dirs):
         ks = jax.random.split(jax.random.fold_in(key, i), len(leaves))
-        v = jax.tree.unflatten(treedef, [jax.random.normal(k, jnp.shape(leaf), jnp.float64) for k, leaf in zip(ks, leaves, strict=True)])
+        v = jax.tree.unflatten(
+            treedef, [jax.random.normal(k, jnp.shape(leaf), jnp.float64) for k, leaf in zip(ks, leaves, strict=True)]
+        )
         analytic = sum(jnp.vdot(a, b) for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(v), strict=True))
         plus = value_and_grad(jax.tree.map(lambda a, b: a + H * b, x, v))[0]
         minus = value_and_grad(jax.tree.map(lambda a, b: a - H * b, x, v))[0]

@@ -48,6 +48,9 @@ def ppo_throughput(robot: str, iters: int, sb3_steps: int) -> dict:
     jax.block_until_ready(ts)
     jax_rate = iters * agent.steps_per_iter / (time.perf_counter() - t0)
 
+    import torch
+
+    torch.set_num_threads(1)  # as gradgym's sb3 agent does: small MLPs, no thread spinning
     venv = GradGymSB3VecEnv(robot, num_envs=8)
     model = PPO("MlpPolicy", venv, n_steps=256, batch_size=256, device="cpu", seed=0,
                 policy_kwargs={"net_arch": list(cfg.hidden), "activation_fn": nn.SiLU})

@@ -15,7 +15,7 @@ from gradgym.agents import AGENTS
 
 DEFAULT_ROBOT = "inverted_pendulum"
 DEFAULT_AGENTS = "apg,ppo,es,sb3"
-DEFAULT_SEEDS = 2
+DEFAULT_SEEDS = 3
 DEFAULT_BUDGET = 30_000
 DEFAULT_EPISODE_LENGTH = 200
 

@@ -9,7 +9,6 @@ import pytest
 
 from gradgym.agents import AGENTS, get_agent, train
 from gradgym.agents.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
-from gradgym.agents.ppo import PpoConfig
 from gradgym.agents.trainer import build_agent
 from tests.agents.conftest import FAST
 
@@ -25,7 +24,10 @@ def run_dir(tmp_path_factory, pend):
 
 
 def test_checkpoint_round_trip_bit_identical(tmp_path, pend):
-    agent = build_agent("ppo", pend, PpoConfig(**{**CKPT_CFG, "total_steps": 1, "num_evals": 1, "eval_episodes": 1}))
+    # The same resolved config the trainer builds, so the compiled PPO program is shared.
+    cfg = get_agent("ppo").default_config("inverted_pendulum", {**CKPT_CFG, "total_steps": 1, "num_evals": 1,
+                                                                "eval_episodes": 1})
+    agent = build_agent("ppo", pend, cfg)
     state, _ = agent.iterate(agent.init(jax.random.PRNGKey(3)))
     path = save_checkpoint(tmp_path / "ckpt_00000001.gradgym", state, {"agent": "ppo"})
     restored, header = load_checkpoint(path, agent.init(jax.random.PRNGKey(0)), {"agent": "ppo"})

@@ -10,7 +10,8 @@ with respect to policy parameters, open-loop action sequences (see
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp

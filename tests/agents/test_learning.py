@@ -6,6 +6,7 @@ reward (-distance - control cost) is smooth in state and action.
 """
 
 import gymnasium
+import jax
 import numpy as np
 import pytest
 
@@ -75,3 +76,13 @@ def test_apg_learns_reacher(reacher):
     result = train("apg", reacher, APG_CFG, seed=0, progress=False)
     _check_gain(result, 1.0)
     assert result.metrics["grad_norm_mean"] > 0 and np.isfinite(result.metrics["grad_norm_max"])
+
+
+@pytest.mark.parametrize("strategy", ["pgpe", "snes", "cma_es", "pes"])
+def test_es_strategies_run(pend, strategy):
+    """Every named evosax strategy trains (tiny policy, two generations) and keeps finite parameters."""
+    cfg = {"strategy": strategy, "hidden": (8,), "population_size": 8, "horizon": 100, "pes_truncation": 50,
+           "total_steps": 8 * 100 * 2 if strategy != "pes" else 8 * 50 * 4, "num_evals": 2, "eval_episodes": 2}
+    result = train("es", pend, cfg, seed=0, progress=False)
+    assert len(result.curve.returns) == 3
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(result.params))

@@ -55,18 +55,16 @@ def plot(res: dict, arr: dict, path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = figure_parser(__doc__.splitlines()[0], "fig3").parse_args(argv)
+    p = figure_parser(__doc__.splitlines()[0], "fig3")
+    p.add_argument("--candidates", type=int, default=10, help="(init, direction) candidates to pick from")
+    p.add_argument("--points", type=int, default=101, help="shifts per slice")
+    p.add_argument("--samples", type=int, default=16, help="Gaussian perturbations for (b) and (c)")
+    args = p.parse_args(argv)
     if args.quick:
         n_cand, pts, slice_h, smooth_h, k, var_h = 2, 9, [4, 16], 16, 4, [1, 4, 8]
     else:
-        n_cand, pts, slice_h, smooth_h, k, var_h = (
-            10,
-            101,
-            [8, 32, 128, 256, 512, 1024],
-            256,
-            16,
-            [1, 8, 16, 32, 48, 64, 96, 128],
-        )
+        n_cand, pts, k = args.candidates, args.points, args.samples
+        slice_h, smooth_h, var_h = [8, 32, 128, 256, 512, 1024], 256, [1, 8, 16, 32, 48, 64, 96, 128]
     max_h = max(slice_h)
     shifts = jnp.linspace(-WIDTH, WIDTH, pts)
     with jax.enable_x64(True):
@@ -88,10 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         d = jax.random.normal(jax.random.PRNGKey(1000 * args.seed + 500 + pick), v.shape, v.dtype)
         # Each unroll length compiles its own (shorter) scan: cheaper than masking a max-length one.
         slices = np.stack(
-            [
-                np.asarray(meta_loss_slice(theta, d, shifts, inner0, data, t, STEP_MULT, jnp.asarray(t)))
-                for t in slice_h
-            ]
+            [np.asarray(meta_loss_slice(theta, d, shifts, inner0, data, t, STEP_MULT, jnp.asarray(t))) for t in slice_h]
         )
         print(f"[fig3] picked candidate {pick}; smoothing with {k} samples", flush=True)
         noise = SIGMA * jax.random.normal(jax.random.PRNGKey(args.seed + 7), (k, v.size), v.dtype)

@@ -51,7 +51,8 @@ def plot(res: dict, path) -> None:
     axes[3].set(xscale="log", yscale="log", title="(d) gradient norm", xlabel="unroll length")
     axes[4].set(title="max finite-time Lyapunov exp.", xlabel="iteration")
     axes[4].axhline(0, color="k", lw=0.8)
-    for ax in axes:
+    axes[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.18))
+    for ax in axes[1:]:
         ax.legend(fontsize=7)
     save_figure(fig, path)
 

@@ -80,7 +80,8 @@ def plot_spectrum(runs: dict[str, dict[str, Any]], path: str | Path, eig_step: i
     axes[2].set(yscale="log", title="max |eig| of ds_i/ds_0", xlabel="iteration i")
     axes[3].set(title="finite-time Lyapunov exponent (max, per step)", xlabel="iteration i")
     axes[3].axhline(0, color="k", lw=0.8)
-    for ax in axes:
+    axes[0].legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.18))
+    for ax in axes[1:]:
         ax.legend(fontsize=8)
     return save_figure(fig, path)
 

@@ -357,7 +357,7 @@ class BraxEnv:
         # Brax returns weak-typed scalars (reward, done) after a step but strong
         # ones after reset; matching the input's dtypes keeps a jitted step from
         # retracing when it is fed its own output.
-        inner = jax.tree.map(lambda new, old: new.astype(old.dtype) if hasattr(old, "dtype") else new, inner, state.inner)
+        inner = jax.tree.map(lambda new, old: jnp.asarray(new, old.dtype) if hasattr(old, "dtype") else new, inner, state.inner)
         steps = state.steps + 1
         terminated = (inner.done > 0) | ~finite
         truncated = ~terminated & (steps >= self.episode_length if self.episode_length else jnp.zeros((), bool))

@@ -232,14 +232,15 @@ class BraxEnv:
 
     @property
     def action_bounds(self) -> tuple[Any, Any]:
-        """(low, high) numpy arrays from the actuators' control ranges."""
+        """(low, high) numpy arrays: [-1, 1] for every robot.
+
+        Brax's convention: humanoid, humanoidstandup, inverted_pendulum and
+        pusher rescale [-1, 1] to their actuators' control ranges inside
+        ``step``; every other robot's control range is [-1, 1] itself.
+        """
         import numpy as np
 
-        cr = np.asarray(self._sys.actuator.ctrl_range, dtype=np.float32)
-        low, high = cr[:, 0], cr[:, 1]
-        if not (np.all(np.isfinite(cr)) and np.all(high > low)):
-            low, high = -np.ones(self.action_size, np.float32), np.ones(self.action_size, np.float32)
-        return low, high
+        return -np.ones(self.action_size, np.float32), np.ones(self.action_size, np.float32)
 
     @property
     def state_size(self) -> int:

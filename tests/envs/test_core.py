@@ -310,3 +310,13 @@ def test_make_rejects_bad_options_naming_the_value(kwargs, match):
 def test_make_rejects_wrong_noise_type():
     with pytest.raises(TypeError, match="NoiseConfig.*dict"):
         BraxEnv("ant", noise={"action_noise": 0.1})
+
+
+@pytest.mark.parametrize("robot", list(ROBOTS))
+def test_action_bounds_are_brax_unit_box(robot):
+    """Brax robots take actions in [-1, 1]; those with wider actuators (pendulum: +-3)
+    rescale inside step, so advertising the control range would scale twice."""
+    low, high = ge.make(robot).action_bounds
+    assert low.shape == high.shape == (ge.make(robot).action_size,)
+    np.testing.assert_array_equal(low, -1.0)
+    np.testing.assert_array_equal(high, 1.0)

@@ -5,3 +5,4 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "osmesa")
 os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
+os.environ["GRADGYM_JAX_CACHE"] = "off"  # no persistent compilation cache inside the test process

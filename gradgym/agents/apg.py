@@ -153,7 +153,7 @@ class Apg:
     def _iterate(self, ts: ApgState) -> tuple[ApgState, dict[str, jax.Array]]:
         key, k_win = jax.random.split(ts.key)
         loss, grads, (env_state, obs) = self._window_grad(ts.params, ts.stats, ts.env_state, k_win)
-        grad_norm = optax.global_norm(grads)
+        grad_norm = optax.tree.norm(grads)
         finite = jnp.isfinite(grad_norm)
         safe = jax.tree.map(lambda g: jnp.where(finite, g, 0.0), grads)
         updates, opt_state = self.optimizer.update(safe, ts.opt_state, ts.params)

@@ -195,7 +195,7 @@ class Ppo:
     def _update(self, carry, batch):
         params, opt_state, skipped = carry
         (loss, aux), grads = jax.value_and_grad(self.loss, has_aux=True)(params, batch)
-        norm = optax.global_norm(grads)
+        norm = optax.tree.norm(grads)
         finite = jnp.isfinite(norm)
         grads = jax.tree.map(lambda g: jnp.where(finite, g, 0.0), grads)
         updates, new_opt = self.optimizer.update(grads, opt_state, params)

@@ -172,7 +172,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     grad_fn = jax.jit(jax.value_and_grad(mean_return), static_argnums=(2, 3))
     t0 = time.perf_counter()
     value, grads = grad_fn(params, key, 1, args.horizon)
-    grad_norm = float(optax.global_norm(grads))
+    grad_norm = float(optax.tree.norm(grads))
     grad_s = time.perf_counter() - t0
     print(f"[3/4] d return / d policy params over {args.horizon} steps: return {float(value):.3f}, "
           f"|grad| = {grad_norm:.4g} ({'finite' if math.isfinite(grad_norm) else 'NON-FINITE'}; {grad_s:.1f}s incl. compile)")

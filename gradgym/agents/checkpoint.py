@@ -21,13 +21,14 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 from flax import serialization
+
+from gradgym.fileio import atomic_write
 
 MAGIC = b"GRADGYM-CKPT\n"
 FORMAT_VERSION = 1
@@ -49,23 +50,6 @@ def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
         return None
     found = sorted((int(m.group(1)), p) for p in d.iterdir() if (m := PATTERN.match(p.name)))
     return found[-1][1] if found else None
-
-
-def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Writes ``data`` to a temp file in the same folder, fsyncs, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_checkpoint(path: str | os.PathLike, state: Any, header: dict[str, Any], keep: int = 2) -> Path:

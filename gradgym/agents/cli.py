@@ -70,7 +70,7 @@ def run_train(args: argparse.Namespace) -> int:
                    progress=not args.quiet)
     summary = result.summary()
     if args.out:
-        from gradgym.agents.checkpoint import atomic_write
+        from gradgym.fileio import atomic_write
 
         atomic_write(args.out, json.dumps(summary, indent=1).encode())
     m = result.metrics

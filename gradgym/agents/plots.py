@@ -34,7 +34,7 @@ def plot_curves(results: dict[str, Any], out_dir: str | os.PathLike) -> list[Pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from gradgym.agents.checkpoint import atomic_write
+    from gradgym.fileio import atomic_write
 
     written = []
     for x_key, fname, label in (("env_steps", "curves_steps.png", "environment steps"),

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from gradgym.agents import get_agent
-from gradgym.agents.checkpoint import atomic_write
+from gradgym.fileio import atomic_write
 
 
 def compare(

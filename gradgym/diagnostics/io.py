@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from gradgym.fileio import atomic_write
 
 
 def jsonable(x: Any) -> Any:
@@ -33,18 +34,9 @@ def jsonable(x: Any) -> Any:
 
 
 def _atomic_write(path: Path, write) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    buf = io.BytesIO()
+    write(buf)
+    return atomic_write(path, buf.getvalue())
 
 
 def save_json(path: str | Path, data: Any) -> Path:

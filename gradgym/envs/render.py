@@ -14,12 +14,13 @@ from __future__ import annotations
 import io
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from gradgym.fileio import atomic_write as _atomic_write
 
 if (
     sys.platform.startswith("linux")
@@ -107,24 +108,6 @@ def render_frames(
         return [renderer.render(s) for s in states]
     finally:
         renderer.close()
-
-
-def _atomic_write(path: str | os.PathLike, data: bytes) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def save_png(path: str | os.PathLike, frame: np.ndarray) -> Path:

@@ -26,14 +26,23 @@ class AgentInfo:
         description: one line for ``gradgym list``.
         module: module holding the agent, its config class and ``ROBOT_DEFAULTS``.
         config_class: name of the config dataclass in ``module``.
-        agent_class: name of the agent class in ``module`` (JAX agents).
+        agent_class: name of the agent class in ``module`` for JAX agents, which the
+            shared loop (``gradgym.agents.trainer``) drives through ``init``/``iterate``.
+        train_fn: name of a module-level function for agents with their own loop
+            (sb3): ``train_fn(env: BraxEnv, cfg, seed, *, checkpoint_dir, resume,
+            progress) -> TrainResult``. Set exactly one of ``agent_class`` and ``train_fn``.
     """
 
     name: str
     description: str
     module: str
     config_class: str
-    agent_class: str
+    agent_class: str | None = None
+    train_fn: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.agent_class is None) == (self.train_fn is None):
+            raise ValueError(f"AgentInfo {self.name!r}: set exactly one of agent_class and train_fn.")
 
     def load(self) -> Any:
         return importlib.import_module(self.module)
@@ -59,7 +68,7 @@ AGENTS: dict[str, AgentInfo] = {
         AgentInfo("es", "evolution strategies via evosax (OpenAI-ES default; PGPE, SNES, CMA-ES, PES, ...)",
                   "gradgym.agents.es", "EsConfig", "Es"),
         AgentInfo("sb3", "any Stable-Baselines3 algorithm (PPO default) on the SB3 VecEnv shell",
-                  "gradgym.agents.sb3", "Sb3Config", "Sb3"),
+                  "gradgym.agents.sb3", "Sb3Config", train_fn="train_sb3"),
     )
 }
 

@@ -80,3 +80,22 @@ class TrainResult:
             "curve": self.curve.to_dict(),
             "metrics": dict(self.metrics),
         }
+
+
+def summarize(history: dict[str, list[float]], curve: Curve, skipped: int) -> dict[str, float]:
+    """Summary metrics of a run (``TrainResult.metrics``) from its curve and per-iteration history."""
+    out: dict[str, float] = {
+        "initial_return": curve.returns[0],
+        "final_return": curve.returns[-1],
+        "best_return": max(curve.returns),
+        "env_steps": float(curve.env_steps[-1]),
+        "wall_s": curve.wall_s[-1],
+        "steps_per_s": curve.env_steps[-1] / curve.wall_s[-1] if curve.wall_s[-1] > 0 else 0.0,
+        "skipped_updates": float(skipped),
+    }
+    g = np.asarray(history.get("grad_norm", []), np.float64)
+    g = g[np.isfinite(g)]
+    if g.size:
+        out.update(grad_norm_mean=float(g.mean()), grad_norm_median=float(np.median(g)),
+                   grad_norm_max=float(g.max()), grad_norm_min=float(g.min()))
+    return out

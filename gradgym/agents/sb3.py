@@ -21,7 +21,8 @@ import numpy as np
 from gradgym.agents.base import eval_horizon, eval_keys, strong_types
 from gradgym.agents.checkpoint import checkpoint_path, save_checkpoint
 from gradgym.agents.config import CommonConfig, check_int
-from gradgym.agents.result import Curve, TrainResult
+from gradgym.agents.progress import Progress
+from gradgym.agents.result import Curve, TrainResult, summarize
 from gradgym.envs.core import BraxEnv
 
 TORCH_ACTIVATIONS = {"swish": "SiLU", "tanh": "Tanh", "relu": "ReLU", "elu": "ELU"}
@@ -123,24 +124,43 @@ def train_sb3(env: BraxEnv, cfg: Sb3Config, seed: int, *, checkpoint_dir=None, r
         venv.close()
 
 
-def _learn(env, cfg, seed, model, venv, checkpoint_dir, progress) -> TrainResult:
-    from gradgym.agents.trainer import Progress, summarize
+def _progress_callback(bar: Progress, curve: Curve, clock: list[float]):
+    """An SB3 callback that moves ``bar`` after every vectorised step (``clock[0]``: training s before this chunk)."""
+    from stable_baselines3.common.callbacks import BaseCallback
 
+    class _Bar(BaseCallback):
+        def _on_training_start(self) -> None:
+            self._t0 = time.perf_counter()
+
+        def _on_step(self) -> bool:
+            wall = clock[0] + time.perf_counter() - self._t0
+            bar.update(self.model.num_timesteps, wall, curve.returns[-1])
+            return True
+
+    return _Bar()
+
+
+def _learn(env, cfg, seed, model, venv, checkpoint_dir, progress) -> TrainResult:
     def policy(obs: np.ndarray) -> np.ndarray:
         return np.asarray(model.predict(np.asarray(obs, np.float32), deterministic=True)[0], np.float32)
 
     keys, horizon = eval_keys(seed, cfg.eval_episodes), eval_horizon(env, cfg.eval_horizon)
     curve, elapsed = Curve(), 0.0
     curve.append(0, 0.0, float(np.mean(evaluate_numpy(env, policy, keys, horizon))))
-    bar = Progress(f"sb3-{cfg.algorithm} {env.robot} seed {seed}", cfg.total_steps, progress)
-    for i in range(1, cfg.num_evals + 1):
-        target = round(i * cfg.total_steps / cfg.num_evals)
-        t0 = time.perf_counter()
-        if target > model.num_timesteps:
-            model.learn(target - model.num_timesteps, reset_num_timesteps=False, progress_bar=False)
-        elapsed += time.perf_counter() - t0
-        curve.append(model.num_timesteps, elapsed, float(np.mean(evaluate_numpy(env, policy, keys, horizon))))
-        bar.update(model.num_timesteps, elapsed, curve.returns[-1], force=True)
+    clock = [0.0]  # training seconds before the current chunk, read by the callback
+    with Progress(f"sb3-{cfg.algorithm} {env.robot} seed {seed}", cfg.total_steps, progress) as bar:
+        bar.update(0, 0.0, curve.returns[-1])
+        callback = _progress_callback(bar, curve, clock) if progress else None
+        for i in range(1, cfg.num_evals + 1):
+            target = round(i * cfg.total_steps / cfg.num_evals)
+            t0 = time.perf_counter()
+            if target > model.num_timesteps:
+                model.learn(target - model.num_timesteps, reset_num_timesteps=False, progress_bar=False,
+                            callback=callback)
+            elapsed += time.perf_counter() - t0
+            clock[0] = elapsed
+            curve.append(model.num_timesteps, elapsed, float(np.mean(evaluate_numpy(env, policy, keys, horizon))))
+            bar.update(model.num_timesteps, elapsed, curve.returns[-1], force=True)
     params = {k: v.detach().cpu().numpy() for k, v in model.policy.state_dict().items()}
     if checkpoint_dir is not None:
         header = {"agent": "sb3", "config": cfg.to_dict(), "seed": seed, "iteration": cfg.num_evals,

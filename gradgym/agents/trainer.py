@@ -4,7 +4,8 @@ JAX agents (apg, ppo, es) expose ``init(key)``, a jitted ``iterate(state)``
 and ``steps_per_iter``; this loop runs iterations until the env-step budget is
 spent, evaluates the deterministic policy on fixed episodes ``num_evals``
 times, prints progress, and writes/reads checkpoints. The sb3 agent has its
-own loop (``gradgym.agents.sb3``) with the same result type.
+own loop (``gradgym.agents.sb3``) with the same result type; the registry
+(``AgentInfo.train_fn``) names it, so this module never imports it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import dataclasses
 import functools
 import json
 import math
-import sys
 import time
 from typing import Any
 
@@ -24,7 +24,8 @@ import numpy as np
 from gradgym.agents import get_agent
 from gradgym.agents.base import NumpyPolicy, eval_horizon, eval_keys, make_evaluator
 from gradgym.agents.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
-from gradgym.agents.result import Curve, TrainResult
+from gradgym.agents.progress import Progress
+from gradgym.agents.result import Curve, TrainResult, summarize
 from gradgym.envs.core import BraxEnv, make
 
 
@@ -53,43 +54,6 @@ def build_agent(name: str, env: BraxEnv, config: Any) -> Any:
     return getattr(info.load(), info.agent_class)(env, config)
 
 
-class Progress:
-    """Periodic progress lines on stderr: steps, steps/s, latest return."""
-
-    def __init__(self, label: str, total: int, enabled: bool, every_s: float = 10.0):
-        self.label, self.total, self.enabled, self.every_s = label, total, enabled, every_s
-        self._last = -math.inf
-
-    def update(self, steps: int, wall_s: float, ret: float | None, force: bool = False) -> None:
-        now = time.perf_counter()
-        if not self.enabled or (not force and now - self._last < self.every_s):
-            return
-        self._last = now
-        rate = steps / wall_s if wall_s > 0 else 0.0
-        r = "n/a" if ret is None else f"{ret:.2f}"
-        print(f"[{self.label}] {steps:,}/{self.total:,} env steps ({100 * steps / self.total:.0f}%) | "
-              f"{rate:,.0f} steps/s | return {r} | {wall_s:.1f} s", file=sys.stderr, flush=True)
-
-
-def summarize(history: dict[str, list[float]], curve: Curve, skipped: int) -> dict[str, float]:
-    """Summary metrics of a run from its per-iteration history."""
-    out: dict[str, float] = {
-        "initial_return": curve.returns[0],
-        "final_return": curve.returns[-1],
-        "best_return": max(curve.returns),
-        "env_steps": float(curve.env_steps[-1]),
-        "wall_s": curve.wall_s[-1],
-        "steps_per_s": curve.env_steps[-1] / curve.wall_s[-1] if curve.wall_s[-1] > 0 else 0.0,
-        "skipped_updates": float(skipped),
-    }
-    g = np.asarray(history.get("grad_norm", []), np.float64)
-    g = g[np.isfinite(g)]
-    if g.size:
-        out.update(grad_norm_mean=float(g.mean()), grad_norm_median=float(np.median(g)),
-                   grad_norm_max=float(g.max()), grad_norm_min=float(g.min()))
-    return out
-
-
 def train(
     agent: str,
     env: str | BraxEnv,
@@ -109,7 +73,8 @@ def train(
         seed: run seed; the same seed gives the same curve (bit-identical returns).
         checkpoint_dir: write a checkpoint there at every evaluation point.
         resume: continue from the newest checkpoint in ``checkpoint_dir`` (if any).
-        progress: print progress lines (steps, steps/s, latest return).
+        progress: show progress on stderr (a bar with steps/s, return and ETA on a terminal,
+            periodic lines otherwise); ``False``: silent.
 
     Returns:
         A :class:`TrainResult`.
@@ -121,10 +86,9 @@ def train(
         raise ValueError("resume=True needs checkpoint_dir: pass the folder the checkpoints were written to.")
     robot = env.robot if isinstance(env, BraxEnv) else env
     cfg = info.default_config(robot if isinstance(robot, str) else "", config)
-    if info.name == "sb3":
-        from gradgym.agents.sb3 import train_sb3
-
-        return train_sb3(resolve_env(env), cfg, seed, checkpoint_dir=checkpoint_dir, resume=resume, progress=progress)
+    if info.train_fn is not None:  # an agent with its own loop (sb3)
+        train_fn = getattr(info.load(), info.train_fn)
+        return train_fn(resolve_env(env), cfg, seed, checkpoint_dir=checkpoint_dir, resume=resume, progress=progress)
     dtype = getattr(cfg, "dtype", "float32")
     ctx = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
     with ctx:
@@ -153,24 +117,25 @@ def _train_jax(name, env, cfg, seed, checkpoint_dir, resume, progress) -> TrainR
         start, elapsed = header["iteration"], header["wall_s"]
     else:
         curve.append(0, 0.0, score(ts))
-    bar = Progress(f"{name} {env.robot} seed {seed}", n_iters * spi, progress)
-    for it in range(start, n_iters):
-        t0 = time.perf_counter()
-        ts, metrics = agent.iterate(ts)
-        metrics = jax.device_get(metrics)
-        elapsed += time.perf_counter() - t0
-        for k, v in metrics.items():
-            history.setdefault(k, []).append(float(v))
-        done = it + 1
-        if done in eval_at:
-            curve.append(done * spi, elapsed, score(ts))
-            bar.update(done * spi, elapsed, curve.returns[-1], force=True)
-            if checkpoint_dir is not None:
-                header = {**expect, "iteration": done, "env_steps": done * spi, "wall_s": elapsed,
-                          "curve": curve.to_dict(), "history": history}
-                save_checkpoint(checkpoint_path(checkpoint_dir, done), ts, header)
-        else:
-            bar.update(done * spi, elapsed, curve.returns[-1])
+    with Progress(f"{name} {env.robot} seed {seed}", n_iters * spi, progress) as bar:
+        bar.update(start * spi, elapsed, curve.returns[-1])
+        for it in range(start, n_iters):
+            t0 = time.perf_counter()
+            ts, metrics = agent.iterate(ts)
+            metrics = jax.device_get(metrics)
+            elapsed += time.perf_counter() - t0
+            for k, v in metrics.items():
+                history.setdefault(k, []).append(float(v))
+            done = it + 1
+            if done in eval_at:
+                curve.append(done * spi, elapsed, score(ts))
+                bar.update(done * spi, elapsed, curve.returns[-1], force=True)
+                if checkpoint_dir is not None:
+                    header = {**expect, "iteration": done, "env_steps": done * spi, "wall_s": elapsed,
+                              "curve": curve.to_dict(), "history": history}
+                    save_checkpoint(checkpoint_path(checkpoint_dir, done), ts, header)
+            else:
+                bar.update(done * spi, elapsed, curve.returns[-1])
     params, stats = agent.policy_params(ts)
     skipped = int(history.get("skipped", [0])[-1]) if history.get("skipped") else 0
     return TrainResult(

@@ -63,6 +63,8 @@ AGENTS: dict[str, AgentInfo] = {
     for a in (
         AgentInfo("apg", "analytic policy gradient: truncated backprop through the simulator (JAX, optax)",
                   "gradgym.agents.apg", "ApgConfig", "Apg"),
+        AgentInfo("shac", "short-horizon actor-critic: backprop through a short window + a learned critic (JAX)",
+                  "gradgym.agents.shac", "ShacConfig", "Shac"),
         AgentInfo("ppo", "proximal policy optimisation in JAX on the batched core (GAE, clipped surrogate)",
                   "gradgym.agents.ppo", "PpoConfig", "Ppo"),
         AgentInfo("es", "evolution strategies via evosax (OpenAI-ES default; PGPE, SNES, CMA-ES, PES, ...)",

@@ -1,0 +1,148 @@
+"""SHAC: TD(lambda) targets vs a plain loop, the actor gradient vs APG's, learning, checkpoints, bad configs."""
+
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gradgym.agents import get_agent, train
+from gradgym.agents.apg import Apg, ApgConfig
+from gradgym.agents.shac import Shac, ShacConfig, td_lambda_targets
+from gradgym.envs import make
+
+# One config for the learning, determinism and checkpoint tests: they share the compiled program.
+SHAC_CFG = {"num_envs": 16, "horizon": 25, "total_steps": 40_000, "eval_episodes": 8, "num_evals": 4}
+
+
+@pytest.fixture(scope="module")
+def reacher():
+    return make("reacher", episode_length=50)
+
+
+def lambda_return_loop(r, v, ends, gamma, lam):
+    """Reference: the lambda-return as the weighted sum of n-step returns, one step at a time."""
+    T = len(r)
+    out = np.zeros(T)
+    for t in range(T):
+        e = next(k for k in range(t, T) if ends[k])  # last step of t's segment
+        N = e - t + 1
+        n_step = []
+        for n in range(1, N + 1):
+            g = sum(gamma**k * r[t + k] for k in range(n)) + gamma**n * v[t + n - 1]
+            n_step.append(g)
+        out[t] = (1 - lam) * sum(lam ** (n - 1) * n_step[n - 1] for n in range(1, N)) + lam ** (N - 1) * n_step[-1]
+    return out
+
+
+@pytest.mark.parametrize("gamma,lam", [(0.99, 0.95), (0.9, 0.0), (0.97, 1.0), (0.5, 0.5)])
+def test_td_lambda_targets_match_plain_loop(gamma, lam):
+    rng = np.random.default_rng(0)
+    T, n = 12, 5
+    r = rng.normal(size=(T, n))
+    v = rng.normal(size=(T, n))
+    ends = (rng.random((T, n)) < 0.2).astype(np.float64)
+    ends[-1] = 1.0
+    with jax.enable_x64(True):
+        got = np.asarray(td_lambda_targets(jnp.asarray(r), jnp.asarray(v), jnp.asarray(ends), gamma, lam))
+    want = np.stack([lambda_return_loop(r[:, i], v[:, i], ends[:, i], gamma, lam) for i in range(n)], 1)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_critic_targets_end_the_window(reacher):
+    """The window's last step bootstraps from v (a segment end) even when no episode ended."""
+    agent = Shac(reacher, ShacConfig(num_envs=2, horizon=3, critic_minibatches=1))
+    r = jnp.ones((3, 2))
+    v = jnp.full((3, 2), 10.0)
+    g = np.asarray(agent.critic_targets(r, v, jnp.zeros((3, 2))))
+    np.testing.assert_allclose(g[-1], 1.0 + 0.99 * 10.0, rtol=1e-6)
+    lam = 0.95
+    np.testing.assert_allclose(g[-2], 1.0 + 0.99 * ((1 - lam) * 10.0 + lam * g[-1]), rtol=1e-6)
+
+
+def test_horizon_one_zero_critic_gradient_equals_apg(reacher):
+    n = 8
+    apg = Apg(reacher, ApgConfig(num_envs=n, horizon=1, hidden=(16, 16)))
+    shac = Shac(reacher, ShacConfig(num_envs=n, horizon=1, hidden=(16, 16), critic_minibatches=1))
+    ts = apg.init(jax.random.PRNGKey(0))
+    # Observation statistics that are not the identity, so normalisation is part of both gradients.
+    from gradgym.agents.normalize import update_stats
+
+    stats = update_stats(ts.stats, ts.env_state.obs * 3.0 + 1.0)
+    critic = shac.init(jax.random.PRNGKey(1)).critic
+    zero = jax.tree.map(jnp.zeros_like, critic)
+    key = jax.random.PRNGKey(7)
+    _, g_apg, _ = apg.window_grad(ts.params, stats, ts.env_state, key)
+    shac_grad = jax.jit(jax.grad(shac.actor_loss, has_aux=True))
+    g_shac, _ = shac_grad(ts.params, zero, stats, ts.env_state, key)
+    leaves_apg, leaves_shac = jax.tree.leaves(g_apg), jax.tree.leaves(g_shac)
+    assert sum(float(jnp.sum(jnp.abs(x))) for x in leaves_apg) > 0
+    for a, b in zip(leaves_apg, leaves_shac, strict=True):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-7)
+    # A non-zero critic changes the gradient (the bootstrap term is differentiated through the state).
+    g_crit, _ = shac_grad(ts.params, critic, stats, ts.env_state, key)
+    assert not all(np.allclose(a, b) for a, b in zip(jax.tree.leaves(g_crit), leaves_shac, strict=True))
+
+
+@pytest.fixture(scope="module")
+def shac_run(reacher, tmp_path_factory):
+    d = tmp_path_factory.mktemp("shac_ckpt")
+    return d, train("shac", reacher, SHAC_CFG, seed=0, checkpoint_dir=str(d), progress=False)
+
+
+def test_shac_learns_reacher(shac_run):
+    """A random policy scores about -40 on 50-step reacher episodes; the initial policy about -25."""
+    _, result = shac_run
+    r = result.curve.returns
+    assert len(r) == SHAC_CFG["num_evals"] + 1
+    assert max(r[1:]) >= r[0] + 5.0, f"shac returns {r} did not improve by 5"
+    assert result.final_return >= r[0] + 4.0, f"shac final return fell back: {r}"
+    assert result.final_return > -12.0, f"shac final return {result.final_return} not above -12"
+    assert result.metrics["skipped_updates"] == 0
+    assert result.metrics["grad_norm_mean"] > 0 and np.isfinite(result.metrics["grad_norm_max"])
+
+
+def test_shac_resume_is_bit_identical(shac_run, reacher, tmp_path):
+    d, full = shac_run
+    first = sorted(d.iterdir())[0]
+    half = tmp_path / "half"
+    half.mkdir()
+    shutil.copy(first, half)
+    resumed = train("shac", reacher, SHAC_CFG, seed=0, checkpoint_dir=str(half), resume=True, progress=False)
+    assert resumed.curve.env_steps == full.curve.env_steps
+    assert resumed.curve.returns == full.curve.returns  # bit-identical floats
+    for a, b in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(full.params), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("horizon", 0),
+        ("num_envs", -1),
+        ("critic_minibatches", 7),
+        ("actor_lr", 0.0),
+        ("critic_lr", float("nan")),
+        ("betas", (0.9,)),
+        ("betas", (0.9, 1.5)),
+        ("gamma", 1.2),
+        ("lam", -0.1),
+        ("target_alpha", 2.0),
+        ("max_grad_norm", 0.0),
+        ("reward_scale", -1.0),
+        ("value_hidden", ()),
+        ("obs_norm", "yes"),
+        ("dtype", "float16"),
+        ("critic_iterations", 1.5),
+    ],
+)
+def test_bad_configs_name_the_field(field, value):
+    name = field.split("[")[0]
+    with pytest.raises(ValueError, match=name):
+        get_agent("shac").default_config("reacher", {field: value})
+
+
+def test_unknown_field_is_rejected():
+    with pytest.raises(ValueError, match="'horizn'"):
+        get_agent("shac").default_config("reacher", {"horizn": 8})

@@ -104,6 +104,52 @@ def write_results(results: dict[str, Any], out: Path) -> None:
     atomic_write(out / "report.md", render_markdown(results).encode())
 
 
+GRADIENT_AGENTS = ("apg", "shac")  # agents whose gradient is the simulator's own (norms reported)
+
+
+def mean_curve(runs: list[dict[str, Any]], x: str) -> tuple[np.ndarray, np.ndarray]:
+    """Mean-over-seeds learning curve against ``x`` (``env_steps`` or ``wall_s``), on the first run's grid."""
+    xs = np.asarray([r["curve"][x] for r in runs], np.float64).mean(0)
+    ys = np.asarray([r["curve"]["returns"] for r in runs], np.float64).mean(0)
+    return xs, ys
+
+
+def return_at(runs: list[dict[str, Any]], x: str, at: float) -> float:
+    """Mean return of the last evaluation at or before ``at`` (a step function of the curve)."""
+    xs, ys = mean_curve(runs, x)
+    idx = np.nonzero(xs <= at + 1e-9)[0]
+    return float(ys[idx[-1]]) if idx.size else float(ys[0])
+
+
+def time_to_reach(runs: list[dict[str, Any]], x: str, target: float) -> float | None:
+    """First ``x`` at which the mean curve reaches ``target`` (``None`` if it never does)."""
+    xs, ys = mean_curve(runs, x)
+    hit = np.nonzero(ys >= target)[0]
+    return float(xs[hit[0]]) if hit.size else None
+
+
+def verdict(results: dict[str, Any]) -> str:
+    """One sentence: who won per env step and per wall-clock second, and the evidence why."""
+    agents = results["agents"]
+    per_step = max(agents, key=lambda a: agents[a]["final_return_mean"])
+    # Per second: every agent's return at the moment the fastest finished its budget.
+    t_common = min(float(np.mean([r["curve"]["wall_s"][-1] for r in a["runs"]])) for a in agents.values())
+    at_t = {n: return_at(a["runs"], "wall_s", t_common) for n, a in agents.items()}
+    per_sec = max(at_t, key=at_t.get)
+    why = []
+    for n in agents:
+        a = agents[n]
+        if n in GRADIENT_AGENTS and "grad_norm_median" in a:
+            why.append(f"{n}'s gradient norm (before clipping) median {a['grad_norm_median']:.3g}, "
+                       f"max {a['grad_norm_max']:.3g}, {a['skipped_updates']:.0f} skipped updates")
+    why_text = f" Evidence: {'; '.join(why)}." if why else ""
+    return (
+        f"**Verdict:** per env step **{per_step}** won ({agents[per_step]['final_return_mean']:.1f} at "
+        f"{results['budget']:,} steps, mean of {results['seeds']} seed(s)); per wall-clock second **{per_sec}** "
+        f"won ({at_t[per_sec]:.1f} after {t_common:.0f} s, when the fastest agent had spent its budget).{why_text}"
+    )
+
+
 def render_markdown(results: dict[str, Any]) -> str:
     """The report: one table row per agent, then notes on what the columns mean."""
     env = results["env"]
@@ -117,10 +163,11 @@ def render_markdown(results: dict[str, Any]) -> str:
         "grad norm mean / median / max | skipped updates |",
         "|---|---|---|---|---|---|---|---|",
     ]
+    lines[2:2] = [verdict(results), ""]
     best = max(results["agents"], key=lambda a: results["agents"][a]["final_return_mean"])
     for name, a in results["agents"].items():
         g = "–"
-        if "grad_norm_mean" in a and name == "apg":
+        if "grad_norm_mean" in a and name in GRADIENT_AGENTS:
             g = f"{a['grad_norm_mean']:.3g} / {a['grad_norm_median']:.3g} / {a['grad_norm_max']:.3g}"
         star = " **(best)**" if name == best else ""
         lines.append(
@@ -132,7 +179,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
         "Return: deterministic (mean) policy on the same fixed evaluation episodes for every agent and seed.",
         "Wall-clock: training time including JIT compilation, excluding evaluation. Gradient norms are",
-        "global norms before clipping (apg). Skipped updates: non-finite gradients, skipped, never applied.",
+        "global norms before clipping (apg, shac). Skipped updates: non-finite gradients, skipped, never applied.",
         "",
         "![return vs env steps](curves_steps.png)",
         "![return vs wall-clock](curves_wall.png)",

@@ -63,7 +63,7 @@ class ShacConfig(CommonConfig):
     """
 
     num_envs: int = 64
-    horizon: int = 32
+    horizon: int | str = 32
     actor_lr: float = 2e-3
     critic_lr: float = 2e-3
     betas: tuple[float, float] = (0.7, 0.95)
@@ -80,13 +80,19 @@ class ShacConfig(CommonConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("num_envs", "horizon", "critic_iterations", "critic_minibatches"):
+        for name in ("num_envs", "critic_iterations", "critic_minibatches"):
             check_int(name, getattr(self, name))
+        if self.horizon == AUTO:
+            return self._check_rest()
+        check_int("horizon", self.horizon)
         if (self.num_envs * self.horizon) % self.critic_minibatches:
             raise ValueError(
                 f"config field 'critic_minibatches' ({self.critic_minibatches}) must divide num_envs * horizon "
                 f"({self.num_envs * self.horizon}); pick a divisor."
             )
+        self._check_rest()
+
+    def _check_rest(self) -> None:
         check_float("actor_lr", self.actor_lr, 0.0, 1.0, low_open=True)
         check_float("critic_lr", self.critic_lr, 0.0, 1.0, low_open=True)
         betas = tuple(self.betas) if isinstance(self.betas, (list, tuple)) else None
@@ -109,6 +115,35 @@ class ShacConfig(CommonConfig):
             raise ValueError(f"config field 'obs_norm' must be a bool, got {self.obs_norm!r}.")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"config field 'dtype' must be 'float32' or 'float64', got {self.dtype!r}.")
+
+
+AUTO = "auto"
+AUTO_HORIZONS = (1, 2, 4, 8, 16, 32, 64)
+
+
+def recommended_horizon(env: BraxEnv, config: ShacConfig, key: jax.Array, num_seeds: int = 8,
+                        max_ratio: float = 100.0) -> dict[str, Any]:
+    """``gradgym diagnose``'s recommended truncation for the initial policy of ``config`` on ``env``.
+
+    The longest unroll of :data:`AUTO_HORIZONS` whose pathwise gradient variance
+    across ``num_seeds`` rollout keys stays within ``max_ratio`` of the smallest
+    at any shorter unroll (:func:`gradgym.diagnostics.horizon.recommend_truncation`).
+    """
+    from gradgym.diagnostics.horizon import gradient_stats_vs_horizon, recommend_truncation
+
+    k_pol, k_grad = jax.random.split(key)
+    policy_fn = policy_net(env.action_size, config.hidden, config.activation)[1]
+    params = init_policy_params(env, config.hidden, config.activation, k_pol)
+    stats = gradient_stats_vs_horizon(env, policy_fn, params, AUTO_HORIZONS, k_grad, num_seeds)
+    return recommend_truncation(stats["horizons"], stats["variance"], max_ratio)
+
+
+def resolve_for_env(config: ShacConfig, env: BraxEnv, seed: int) -> ShacConfig:
+    """Replaces ``horizon="auto"`` by the recommended truncation (the trainer calls this before building)."""
+    if config.horizon != AUTO:
+        return config
+    rec = recommended_horizon(env, config, jax.random.PRNGKey(seed))
+    return dataclasses.replace(config, horizon=int(rec["horizon"]))
 
 
 ROBOT_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -175,6 +210,9 @@ class Shac:
     name = "shac"
 
     def __init__(self, env: BraxEnv, config: ShacConfig):
+        if config.horizon == AUTO:
+            raise ValueError("SHAC horizon 'auto' must be resolved first: use gradgym.agents.train, or "
+                             "gradgym.agents.shac.resolve_for_env(config, env, seed).")
         if env.dtype != config.dtype:
             raise ValueError(f"SHAC config dtype {config.dtype!r} differs from the env's dtype {env.dtype!r}; "
                              "make the env with the same dtype.")

@@ -18,12 +18,11 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
-from flax import struct
 
-from gradgym.agents.base import init_policy_params, policy_net, strong_types
+from gradgym.agents.base import GradientState as ApgState
+from gradgym.agents.base import apply_finite_update, init_train_state, make_optimizer, observe, policy_net, strong_types
 from gradgym.agents.config import CommonConfig, check_choice, check_float, check_int
-from gradgym.agents.normalize import RunningStats, init_stats, normalize, update_stats
+from gradgym.agents.normalize import RunningStats, normalize
 from gradgym.envs.core import BraxEnv, State
 
 
@@ -77,18 +76,6 @@ ROBOT_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-@struct.dataclass
-class ApgState:
-    """Training state (a pytree: checkpointed as a whole)."""
-
-    params: Any
-    opt_state: Any
-    stats: RunningStats
-    env_state: State
-    key: jax.Array
-    skipped: jax.Array
-
-
 class Apg:
     """APG on one env and config; :meth:`iterate` is one jitted update."""
 
@@ -103,25 +90,14 @@ class Apg:
         self.env = env
         self.config = config
         self.steps_per_iter = config.num_envs * config.horizon
-        self.optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.learning_rate))
+        self.optimizer = make_optimizer(config.learning_rate, config.max_grad_norm)
         self._policy_fn = policy_net(env.action_size, config.hidden, config.activation)[1]
         self.init = jax.jit(lambda key: strong_types(self._init(key)))
         self.iterate = jax.jit(lambda ts: strong_types(self._iterate(ts)))
         self.window_grad = jax.jit(self._window_grad)
 
     def _init(self, key: jax.Array) -> ApgState:
-        k_pol, k_env, k_run = jax.random.split(key, 3)
-        params = init_policy_params(self.env, self.config.hidden, self.config.activation, k_pol)
-        env_state = jax.vmap(self.env.reset)(jax.random.split(k_env, self.config.num_envs))
-        dtype = jnp.float64 if self.config.dtype == "float64" else jnp.float32
-        return ApgState(
-            params=params,
-            opt_state=self.optimizer.init(params),
-            stats=init_stats(self.env.observation_size, dtype),
-            env_state=env_state,
-            key=k_run,
-            skipped=jnp.zeros((), jnp.int32),
-        )
+        return init_train_state(self.env, self.config, self.optimizer, key)
 
     def policy_params(self, ts: ApgState) -> tuple[Any, RunningStats]:
         return ts.params, ts.stats
@@ -153,19 +129,8 @@ class Apg:
     def _iterate(self, ts: ApgState) -> tuple[ApgState, dict[str, jax.Array]]:
         key, k_win = jax.random.split(ts.key)
         loss, grads, (env_state, obs) = self._window_grad(ts.params, ts.stats, ts.env_state, k_win)
-        grad_norm = optax.tree.norm(grads)
-        finite = jnp.isfinite(grad_norm)
-        safe = jax.tree.map(lambda g: jnp.where(finite, g, 0.0), grads)
-        updates, opt_state = self.optimizer.update(safe, ts.opt_state, ts.params)
-        params = optax.apply_updates(ts.params, updates)
-        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)  # noqa: E731
-        stats = update_stats(ts.stats, obs) if self.config.obs_norm else ts.stats
-        ts = ts.replace(
-            params=keep(params, ts.params),
-            opt_state=keep(opt_state, ts.opt_state),
-            stats=stats,
-            env_state=env_state,
-            key=key,
-            skipped=ts.skipped + (~finite).astype(jnp.int32),
-        )
+        params, opt_state, skipped, grad_norm = apply_finite_update(self.optimizer, grads, ts.opt_state, ts.params,
+                                                                    ts.skipped)
+        ts = ts.replace(params=params, opt_state=opt_state, stats=observe(self.config, ts.stats, obs),
+                        env_state=env_state, key=key, skipped=skipped)
         return ts, {"loss": loss, "grad_norm": grad_norm, "skipped": ts.skipped}

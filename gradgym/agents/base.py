@@ -1,4 +1,10 @@
-"""Pieces every agent shares: the policy network, evaluation, and the numpy policy.
+"""Pieces every agent shares: the policy network, the gradient agents' setup and update, evaluation, the numpy policy.
+
+The gradient agents (apg, ppo, shac) build their training state with
+:func:`init_train_state` (policy [+ other nets], optimiser state, observation
+statistics, a batch of env states, the run key) and step their parameters with
+:func:`apply_finite_update`, which skips a non-finite gradient (parameters and
+optimiser state unchanged) and counts it.
 
 Evaluation runs the deterministic (mean) policy of a tanh-Gaussian network on
 ``eval_episodes`` episodes whose start states come from fixed keys, so every
@@ -14,9 +20,11 @@ from typing import Any, Protocol
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
+from flax import struct
 
-from gradgym.agents.normalize import RunningStats, normalize
-from gradgym.envs.core import BraxEnv
+from gradgym.agents.normalize import RunningStats, init_stats, normalize, update_stats
+from gradgym.envs.core import BraxEnv, State
 from gradgym.envs.functional import rollout
 from gradgym.nets import make_policy
 
@@ -33,6 +41,86 @@ def init_policy_params(env: BraxEnv, hidden: tuple[int, ...], activation: str, k
     module, _ = policy_net(env.action_size, hidden, activation)
     dtype = jnp.float64 if env.dtype == "float64" else jnp.float32
     return module.init(key, jnp.zeros((env.observation_size,), dtype))
+
+
+def make_optimizer(learning_rate: float, max_grad_norm: float, betas: tuple[float, float] = (0.9, 0.999)):
+    """Global-norm clipping at ``max_grad_norm``, then Adam (``betas`` = (b1, b2))."""
+    return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate, b1=betas[0], b2=betas[1]))
+
+
+@struct.dataclass
+class GradientState:
+    """Training state of a gradient agent (apg, ppo): a pytree, checkpointed as a whole.
+
+    Attributes:
+        params: network parameters (apg: the policy; ppo: ``{"policy", "value"}``).
+        opt_state: optimiser state of ``params``.
+        stats: running observation statistics.
+        env_state: the batch of ``num_envs`` robots, carried across iterations.
+        key: the run's PRNG key.
+        skipped: number of non-finite updates skipped so far (int32).
+    """
+
+    params: Any
+    opt_state: Any
+    stats: RunningStats
+    env_state: State
+    key: jax.Array
+    skipped: jax.Array
+
+
+def stats_dtype(cfg: Any):
+    """The observation statistics' dtype: float64 when ``cfg.dtype`` says so, else float32."""
+    return jnp.float64 if getattr(cfg, "dtype", "float32") == "float64" else jnp.float32
+
+
+def init_train_state(env: BraxEnv, cfg: Any, optimizer: Any, key: jax.Array,
+                     init_extra: Callable[[jax.Array], dict[str, Any]] | None = None) -> GradientState:
+    """Initial :class:`GradientState` of a gradient agent with ``cfg.hidden``/``activation``/``num_envs``.
+
+    ``key`` splits into (policy, env, run) keys, or into (policy, extra, env,
+    run) when ``init_extra`` is given; then ``params = {"policy": ...,
+    **init_extra(extra_key)}`` (e.g. a value network). Statistics start empty
+    and every robot of the batch from its own reset key.
+    """
+    if init_extra is None:
+        k_pol, k_env, k_run = jax.random.split(key, 3)
+        params = init_policy_params(env, cfg.hidden, cfg.activation, k_pol)
+    else:
+        k_pol, k_extra, k_env, k_run = jax.random.split(key, 4)
+        params = {"policy": init_policy_params(env, cfg.hidden, cfg.activation, k_pol), **init_extra(k_extra)}
+    return GradientState(
+        params=params,
+        opt_state=optimizer.init(params),
+        stats=init_stats(env.observation_size, stats_dtype(cfg)),
+        env_state=jax.vmap(env.reset)(jax.random.split(k_env, cfg.num_envs)),
+        key=k_run,
+        skipped=jnp.zeros((), jnp.int32),
+    )
+
+
+def apply_finite_update(optimizer: Any, grads: Any, opt_state: Any, params: Any, skipped: jax.Array):
+    """One optimiser step that is skipped (and counted) when the gradient is not finite.
+
+    The global norm is taken before clipping. A non-finite gradient is zeroed
+    before it reaches the optimiser (so no NaN flows into its state) and the
+    old parameters and optimiser state are kept.
+
+    Returns:
+        ``(params, opt_state, skipped, grad_norm)``.
+    """
+    grad_norm = optax.tree.norm(grads)
+    finite = jnp.isfinite(grad_norm)
+    safe = jax.tree.map(lambda g: jnp.where(finite, g, 0.0), grads)
+    updates, new_opt = optimizer.update(safe, opt_state, params)
+    new_params = optax.apply_updates(params, updates)
+    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)  # noqa: E731
+    return keep(new_params, params), keep(new_opt, opt_state), skipped + (~finite).astype(jnp.int32), grad_norm
+
+
+def observe(cfg: Any, stats: RunningStats, obs: jax.Array, mask: jax.Array | None = None) -> RunningStats:
+    """Merges ``obs`` into the running statistics when ``cfg.obs_norm`` is on (unchanged otherwise)."""
+    return update_stats(stats, obs, mask) if cfg.obs_norm else stats
 
 
 def strong_types(tree: Any) -> Any:

@@ -23,9 +23,9 @@ from evosax.algorithms import algorithms as EVOSAX_ALGORITHMS
 from evosax.core.fitness_shaping import centered_rank_fitness_shaping_fn, identity_fitness_shaping_fn
 from flax import struct
 
-from gradgym.agents.base import init_policy_params, policy_net, strong_types
+from gradgym.agents.base import init_policy_params, observe, policy_net, strong_types
 from gradgym.agents.config import CommonConfig, check_float, check_int
-from gradgym.agents.normalize import RunningStats, init_stats, normalize, update_stats
+from gradgym.agents.normalize import RunningStats, init_stats, normalize
 from gradgym.envs.core import BraxEnv
 
 STRATEGIES = {"open_es": "Open_ES", "pgpe": "PGPE", "snes": "SNES", "cma_es": "CMA_ES", "pes": "PersistentES"}
@@ -191,7 +191,7 @@ class Es:
         ret, state, alive, obs, mask = jax.vmap(self.unroll, in_axes=(0, None, 0, 0, None))(pop, ts.stats, state,
                                                                                              alive, key)
         es_state, _ = self.strategy.tell(k_tell, pop, -ret, es_state, self.es_params)
-        stats = update_stats(ts.stats, obs, mask) if self.config.obs_norm else ts.stats
+        stats = observe(self.config, ts.stats, obs, mask)
         env_state = state if self.pes else ()
         ts = EsState(es_state, stats, key, env_state, alive if self.pes else ts.alive)
         return ts, {"pop_return_mean": jnp.mean(ret), "pop_return_max": jnp.max(ret)}

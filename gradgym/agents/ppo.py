@@ -15,13 +15,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
-from flax import struct
 
-from gradgym.agents.base import init_policy_params, policy_net, strong_types
+from gradgym.agents.base import GradientState as PpoState
+from gradgym.agents.base import apply_finite_update, init_train_state, make_optimizer, observe, policy_net, strong_types
 from gradgym.agents.config import CommonConfig, check_float, check_int
-from gradgym.agents.normalize import RunningStats, init_stats, normalize, update_stats
-from gradgym.envs.core import BraxEnv, State
+from gradgym.agents.normalize import RunningStats, normalize
+from gradgym.envs.core import BraxEnv
 from gradgym.nets import MLP, gaussian_entropy, tanh_gaussian_log_prob
 
 
@@ -43,6 +42,9 @@ class PpoConfig(CommonConfig):
         max_grad_norm: global-norm gradient clipping.
         value_hidden: hidden sizes of the value MLP.
         obs_norm: normalise observations with running statistics.
+        reward_scale: rewards are multiplied by this before learning (Brax's
+            ``reward_scaling``); keeps value targets, whose loss shares the
+            clipped gradient with the policy's, near unit scale.
     """
 
     num_envs: int = 32
@@ -58,6 +60,7 @@ class PpoConfig(CommonConfig):
     max_grad_norm: float = 0.5
     value_hidden: tuple[int, ...] = (64, 64)
     obs_norm: bool = True
+    reward_scale: float = 1.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -80,6 +83,7 @@ class PpoConfig(CommonConfig):
             raise ValueError(f"config field 'value_hidden' must be a non-empty tuple of positive ints, got "
                              f"{self.value_hidden!r}.")
         object.__setattr__(self, "value_hidden", vh)
+        check_float("reward_scale", self.reward_scale, 0.0, low_open=True)
         if not isinstance(self.obs_norm, bool):
             raise ValueError(f"config field 'obs_norm' must be a bool, got {self.obs_norm!r}.")
 
@@ -115,18 +119,6 @@ def compute_gae(rewards, values, dones, last_value, gamma: float, lam: float):
     return adv, adv + values
 
 
-@struct.dataclass
-class PpoState:
-    """Training state (a pytree: checkpointed as a whole)."""
-
-    params: Any
-    opt_state: Any
-    stats: RunningStats
-    env_state: State
-    key: jax.Array
-    skipped: jax.Array
-
-
 class Ppo:
     """PPO on one env and config; :meth:`iterate` is one jitted rollout + update."""
 
@@ -138,24 +130,15 @@ class Ppo:
         self.steps_per_iter = config.num_envs * config.rollout_steps
         self.module = policy_net(env.action_size, config.hidden, config.activation)[0]
         self.value = MLP((*config.value_hidden, 1), config.activation)
-        self.optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.learning_rate))
+        self.optimizer = make_optimizer(config.learning_rate, config.max_grad_norm)
         self.init = jax.jit(lambda key: strong_types(self._init(key)))
         self.iterate = jax.jit(lambda ts: strong_types(self._iterate(ts)))
 
     def _init(self, key: jax.Array) -> PpoState:
-        k_pol, k_val, k_env, k_run = jax.random.split(key, 4)
-        params = {
-            "policy": init_policy_params(self.env, self.config.hidden, self.config.activation, k_pol),
-            "value": self.value.init(k_val, jnp.zeros((self.env.observation_size,))),
-        }
-        return PpoState(
-            params=params,
-            opt_state=self.optimizer.init(params),
-            stats=init_stats(self.env.observation_size),
-            env_state=jax.vmap(self.env.reset)(jax.random.split(k_env, self.config.num_envs)),
-            key=k_run,
-            skipped=jnp.zeros((), jnp.int32),
-        )
+        def value_params(k):
+            return {"value": self.value.init(k, jnp.zeros((self.env.observation_size,)))}
+
+        return init_train_state(self.env, self.config, self.optimizer, key, value_params)
 
     def policy_params(self, ts: PpoState) -> tuple[Any, RunningStats]:
         return ts.params["policy"], ts.stats
@@ -173,7 +156,7 @@ class Ppo:
             nxt, final = jax.vmap(self.env.autoreset_step)(state, jnp.tanh(u))
             # Time-limit ends are not terminal: bootstrap from the true final observation.
             boot = (final.truncated & ~final.terminated).astype(jnp.float32)
-            reward = final.reward + cfg.gamma * boot * self._v(params, normalize(stats, final.obs))
+            reward = cfg.reward_scale * final.reward + cfg.gamma * boot * self._v(params, normalize(stats, final.obs))
             out = (state.obs, obs_n, u, tanh_gaussian_log_prob(mean, raw, u), self._v(params, obs_n), reward,
                    final.done.astype(jnp.float32))
             return nxt, out
@@ -195,14 +178,8 @@ class Ppo:
     def _update(self, carry, batch):
         params, opt_state, skipped = carry
         (loss, aux), grads = jax.value_and_grad(self.loss, has_aux=True)(params, batch)
-        norm = optax.tree.norm(grads)
-        finite = jnp.isfinite(norm)
-        grads = jax.tree.map(lambda g: jnp.where(finite, g, 0.0), grads)
-        updates, new_opt = self.optimizer.update(grads, opt_state, params)
-        new_params = optax.apply_updates(params, updates)
-        keep = lambda a, b: jax.tree.map(lambda x, y: jnp.where(finite, x, y), a, b)  # noqa: E731
-        carry = (keep(new_params, params), keep(new_opt, opt_state), skipped + (~finite).astype(jnp.int32))
-        return carry, (loss, norm, *aux)
+        *carry, norm = apply_finite_update(self.optimizer, grads, opt_state, params, skipped)
+        return tuple(carry), (loss, norm, *aux)
 
     def _iterate(self, ts: PpoState) -> tuple[PpoState, dict[str, jax.Array]]:
         cfg = self.config
@@ -222,7 +199,7 @@ class Ppo:
         (params, opt_state, skipped), (loss, norm, pg, v_loss, ent) = jax.lax.scan(
             epoch, (ts.params, ts.opt_state, ts.skipped), jax.random.split(k_perm, cfg.epochs)
         )
-        stats = update_stats(ts.stats, obs) if cfg.obs_norm else ts.stats
-        ts = ts.replace(params=params, opt_state=opt_state, stats=stats, env_state=env_state, key=key, skipped=skipped)
+        ts = ts.replace(params=params, opt_state=opt_state, stats=observe(cfg, ts.stats, obs), env_state=env_state,
+                        key=key, skipped=skipped)
         return ts, {"loss": loss.mean(), "grad_norm": norm.mean(), "policy_loss": pg.mean(), "value_loss": v_loss.mean(),
                     "entropy": ent.mean(), "skipped": skipped}

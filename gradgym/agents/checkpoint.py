@@ -13,6 +13,13 @@ The body is a flax state dict (arrays as msgpack ext types); it is restored
 into a template built by the agent for the same config, and every leaf's
 shape and dtype is checked, so a truncated, corrupt, foreign or mismatched
 file raises :class:`CheckpointError` naming the file and the problem.
+
+A kill at any moment leaves either the previous files or the new one, never a
+partial ``ckpt_*.gradgym`` (the writer renames a complete temp file into
+place); leftover ``.ckpt_*.tmp`` files are never read and are removed by the
+next save. :func:`load_latest_checkpoint` (what ``resume=True`` uses) falls
+back to the previous checkpoint, with a warning, when the newest one is
+truncated or corrupt (a failing disk, a bad copy).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import hashlib
 import json
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -33,23 +41,34 @@ from gradgym.fileio import atomic_write
 MAGIC = b"GRADGYM-CKPT\n"
 FORMAT_VERSION = 1
 PATTERN = re.compile(r"^ckpt_(\d{8})\.gradgym$")
+TMP_PATTERN = re.compile(r"^\.ckpt_\d{8}\.gradgym\..*\.tmp$")  # gradgym.fileio.atomic_write's temp files
 
 
 class CheckpointError(ValueError):
     """A checkpoint could not be loaded; the message names the file and the problem."""
 
 
+class CorruptCheckpointError(CheckpointError):
+    """The file itself is damaged (foreign bytes, truncated, checksum mismatch), not merely from another run."""
+
+
 def checkpoint_path(directory: str | os.PathLike, iteration: int) -> Path:
     return Path(directory) / f"ckpt_{iteration:08d}.gradgym"
 
 
-def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
-    """The checkpoint with the highest iteration in ``directory`` (``None`` if none)."""
+def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
+    """The checkpoint files in ``directory``, oldest iteration first (temp files excluded)."""
     d = Path(directory)
     if not d.is_dir():
-        return None
-    found = sorted((int(m.group(1)), p) for p in d.iterdir() if (m := PATTERN.match(p.name)))
-    return found[-1][1] if found else None
+        return []
+    found = [(int(m.group(1)), p) for p in d.iterdir() if (m := PATTERN.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
+    """The checkpoint with the highest iteration in ``directory`` (``None`` if none)."""
+    found = list_checkpoints(directory)
+    return found[-1] if found else None
 
 
 def save_checkpoint(path: str | os.PathLike, state: Any, header: dict[str, Any], keep: int = 2) -> Path:
@@ -60,9 +79,11 @@ def save_checkpoint(path: str | os.PathLike, state: Any, header: dict[str, Any],
     head = json.dumps(header, sort_keys=True).encode()
     atomic_write(path, MAGIC + len(head).to_bytes(8, "little") + head + body)
     path = Path(path)
-    old = sorted(p for p in path.parent.iterdir() if PATTERN.match(p.name))
-    for p in old[:-keep]:
+    for p in list_checkpoints(path.parent)[:-keep]:
         p.unlink()
+    for p in path.parent.iterdir():  # temp files of writes that were killed
+        if TMP_PATTERN.match(p.name):
+            p.unlink(missing_ok=True)
     return path
 
 
@@ -74,20 +95,20 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], bytes]:
     except OSError as e:
         raise CheckpointError(f"Cannot read checkpoint {str(path)!r}: {e}.") from None
     if not data.startswith(MAGIC):
-        raise CheckpointError(
+        raise CorruptCheckpointError(
             f"{str(path)!r} is not a gradgym checkpoint (missing the GRADGYM-CKPT magic); "
             "pass a file written by gradgym's train(checkpoint_dir=...)."
         )
     pos = len(MAGIC)
     if len(data) < pos + 8:
-        raise CheckpointError(f"Checkpoint {str(path)!r} is truncated (no header length); delete it and retrain.")
+        raise CorruptCheckpointError(f"Checkpoint {str(path)!r} is truncated (no header length); delete it and retrain.")
     n = int.from_bytes(data[pos : pos + 8], "little")
     try:
         header = json.loads(data[pos + 8 : pos + 8 + n].decode())
         if not isinstance(header, dict):
             raise ValueError("header is not an object")
     except (UnicodeDecodeError, ValueError) as e:
-        raise CheckpointError(f"Checkpoint {str(path)!r} has a corrupt header ({e}); delete it and retrain.") from None
+        raise CorruptCheckpointError(f"Checkpoint {str(path)!r} has a corrupt header ({e}); delete it and retrain.") from None
     version = header.get("format_version")
     if version != FORMAT_VERSION:
         raise CheckpointError(
@@ -95,12 +116,12 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], bytes]:
         )
     body = data[pos + 8 + n :]
     if len(body) != header.get("body_bytes"):
-        raise CheckpointError(
+        raise CorruptCheckpointError(
             f"Checkpoint {str(path)!r} is truncated or padded: body has {len(body)} bytes, header says "
             f"{header.get('body_bytes')}; delete it and resume from an older one."
         )
     if hashlib.sha256(body).hexdigest() != header.get("body_sha256"):
-        raise CheckpointError(f"Checkpoint {str(path)!r} is corrupt (SHA-256 mismatch); delete it and retrain.")
+        raise CorruptCheckpointError(f"Checkpoint {str(path)!r} is corrupt (SHA-256 mismatch); delete it and retrain.")
     return header, body
 
 
@@ -138,3 +159,39 @@ def load_checkpoint(path: str | os.PathLike, template: Any, expect: dict[str, An
                 f"expected {a.dtype}{list(a.shape)} for this config."
             )
     return jax.tree.map(jax.numpy.asarray, state), header
+
+
+def load_latest_checkpoint(
+    directory: str | os.PathLike | None, template: Any, expect: dict[str, Any]
+) -> tuple[Any, dict[str, Any] | None, Path | None]:
+    """Restores the newest good checkpoint in ``directory`` (what ``train(resume=True)`` does).
+
+    When the newest file is damaged (:class:`CorruptCheckpointError`) the
+    previous one is tried; if one loads, the damaged newer files are renamed
+    to ``<name>.corrupt`` (kept for inspection, never read again) with a
+    warning. A file from another run (agent, config, env or seed differ)
+    raises at once.
+
+    Returns:
+        ``(state, header, path)``, or ``(template, None, None)`` when the
+        folder holds no checkpoint.
+
+    Raises:
+        CheckpointError: a mismatched file, or every checkpoint is damaged
+            (the error of the newest one).
+    """
+    damaged: list[tuple[Path, CorruptCheckpointError]] = []
+    for path in reversed(list_checkpoints(directory) if directory is not None else []):
+        try:
+            state, header = load_checkpoint(path, template, expect)
+        except CorruptCheckpointError as e:
+            damaged.append((path, e))
+            continue
+        for bad, e in damaged:
+            aside = bad.with_name(bad.name + ".corrupt")
+            os.replace(bad, aside)
+            warnings.warn(f"{e} Moved it to {str(aside)!r} and resumed from {str(path)!r}.", stacklevel=2)
+        return state, header, path
+    if damaged:  # nothing good to fall back to: leave the files alone, report the newest
+        raise damaged[0][1]
+    return template, None, None

@@ -23,7 +23,7 @@ import numpy as np
 
 from gradgym.agents import get_agent
 from gradgym.agents.base import NumpyPolicy, eval_horizon, eval_keys, make_evaluator
-from gradgym.agents.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
+from gradgym.agents.checkpoint import checkpoint_path, load_latest_checkpoint, save_checkpoint
 from gradgym.agents.progress import Progress
 from gradgym.agents.result import Curve, TrainResult, summarize
 from gradgym.envs.core import BraxEnv, make
@@ -72,7 +72,8 @@ def train(
         config: ``None`` (the robot's defaults), a dict of overrides, or the agent's config dataclass.
         seed: run seed; the same seed gives the same curve (bit-identical returns).
         checkpoint_dir: write a checkpoint there at every evaluation point.
-        resume: continue from the newest checkpoint in ``checkpoint_dir`` (if any).
+        resume: continue from the newest checkpoint in ``checkpoint_dir`` (if any; a damaged
+            newest one is set aside with a warning and the previous one used).
         progress: show progress on stderr (a bar with steps/s, return and ETA on a terminal,
             periodic lines otherwise); ``False``: silent.
 
@@ -110,9 +111,8 @@ def _train_jax(name, env, cfg, seed, checkpoint_dir, resume, progress) -> TrainR
     ts = agent.init(jax.random.PRNGKey(seed))
     expect = {"agent": name, "config": cfg.to_dict(), "env": env_options(env), "seed": seed}
     curve, history, start, elapsed = Curve(), {}, 0, 0.0
-    path = latest_checkpoint(checkpoint_dir) if resume else None
+    ts, header, path = load_latest_checkpoint(checkpoint_dir, ts, expect) if resume else (ts, None, None)
     if path is not None:
-        ts, header = load_checkpoint(path, ts, expect)
         curve, history = Curve(**header["curve"]), header["history"]
         start, elapsed = header["iteration"], header["wall_s"]
     else:

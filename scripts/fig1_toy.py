@@ -16,9 +16,8 @@ import jax
 import numpy as np
 
 from gradgym.diagnostics.horizon import fit_growth_rate
-from gradgym.diagnostics.io import save_json, save_npz
 from gradgym.diagnostics.plots import _plt, save_figure
-from gradgym.diagnostics.scripting import figure_parser
+from gradgym.diagnostics.scripting import figure_parser, finish
 from gradgym.diagnostics.toy import toy_estimator_variance, toy_loss, toy_smoothed
 
 SIGMA = 0.3
@@ -65,14 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         "crossover_w": cross,
         "quick": args.quick,
     }
-    save_json(args.out / "fig1.json", res)
-    save_npz(args.out / "fig1.npz", xs=xs, ws=ws, **out)
-    plot(res, args.out / "fig1.png")
-    print(
-        f"fig1: pathwise var slope (log-log, w>=10) {slope_rp:.2f}, ES slope {slope_es:.2f}, "
-        f"crossover w ~ {cross}; wrote {args.out}/fig1.png"
-    )
-    return 0
+    summary = [f"fig1: pathwise var slope (log-log, w>=10) {slope_rp:.2f}, ES slope {slope_es:.2f}, crossover w ~ {cross}"]
+    return finish(args.out, "fig1", res, lambda path: plot(res, path), summary, xs=xs, ws=ws, **out)
 
 
 if __name__ == "__main__":

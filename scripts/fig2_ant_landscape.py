@@ -19,10 +19,9 @@ from jax.flatten_util import ravel_pytree
 
 import gradgym
 from gradgym.diagnostics import default_policy, fit_growth_rate, gradient_stats_vs_horizon, init_policy
-from gradgym.diagnostics.io import save_json, save_npz
 from gradgym.diagnostics.objectives import policy_loss_slice
-from gradgym.diagnostics.plots import _plt, save_figure
-from gradgym.diagnostics.scripting import figure_parser
+from gradgym.diagnostics.plots import plot_three_panels
+from gradgym.diagnostics.scripting import figure_parser, finish
 
 WIDTH = 0.004
 LOCATIONS = (-0.003, -0.001, 0.0, 0.002)
@@ -34,25 +33,19 @@ def roughness(y: np.ndarray) -> float:
 
 
 def plot(res: dict, arrays: dict, path) -> None:
-    plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
-    x = arrays["shifts"]
-    for i, t in enumerate(res["slice_horizons"]):
-        axes[0].plot(x, arrays["fixed"][i], lw=1, label=f"{t} steps")
-    axes[0].set(title="(a) fixed randomness", xlabel="shift along direction", ylabel="loss (-mean reward)")
-    for j in range(arrays["seeds_T8"].shape[1]):
-        axes[1].plot(x, arrays["seeds_T8"][:, j], lw=0.6, alpha=0.5)
-    axes[1].plot(x, arrays["seeds_T8"].mean(1), "k-", lw=2, label="mean over seeds")
-    axes[1].set(title=f"(b) average over randomness (T={res['avg_horizon']})", xlabel="shift along direction")
-    for loc in res["locations"]:
-        for ax in axes[:2]:
-            ax.axvline(loc, color="gray", ls="--", lw=0.7)
-    for loc, st in zip(res["locations"], res["variance"], strict=True):
-        axes[2].plot(st["horizons"], st["variance"], "o-", ms=3, label=f"shift {loc:+.3f}")
-    axes[2].set(yscale="log", title="(c) gradient variance across seeds", xlabel="unroll length")
-    for ax in axes:
-        ax.legend(fontsize=7)
-    save_figure(fig, path)
+    plot_three_panels(
+        path,
+        arrays["shifts"],
+        [(f"{t} steps", y) for t, y in zip(res["slice_horizons"], arrays["fixed"], strict=True)],
+        arrays["seeds_T8"].T,
+        [(f"shift {loc:+.3f}", st["horizons"], st["variance"]) for loc, st in zip(res["locations"], res["variance"],
+                                                                                  strict=True)],
+        titles=("(a) fixed randomness", f"(b) average over randomness (T={res['avg_horizon']})",
+                "(c) gradient variance across seeds"),
+        xlabels=("shift along direction", "shift along direction", "unroll length"),
+        ylabel="loss (-mean reward)",
+        marks=res["locations"],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,17 +101,13 @@ def main(argv: list[str] | None = None) -> int:
         "variance_growth_per_step": [v["growth"]["rate"] for v in variance],
     }
     arrays = {"shifts": shifts, "fixed": fixed, "seeds_T8": seeds_t8}
-    save_json(args.out / "fig2.json", res)
-    save_npz(args.out / "fig2.npz", **arrays)
-    plot(res, arrays, args.out / "fig2.png")
-    print(f"fig2: roughness of fixed-noise slices by T: {res['roughness_fixed']}")
-    print(
+    summary = [
+        f"fig2: roughness of fixed-noise slices by T: {res['roughness_fixed']}",
         f"fig2: T=8 roughness, single seeds {res['roughness_T8_single_seed_mean']:.3g} vs seed average "
-        f"{res['roughness_T8_seed_average']:.3g}"
-    )
-    print(f"fig2: variance growth per step at {list(LOCATIONS)}: {np.round(res['variance_growth_per_step'], 4)}")
-    print(f"wrote {args.out}/fig2.png")
-    return 0
+        f"{res['roughness_T8_seed_average']:.3g}",
+        f"fig2: variance growth per step at {list(LOCATIONS)}: {np.round(res['variance_growth_per_step'], 4)}",
+    ]
+    return finish(args.out, "fig2", res, lambda path: plot(res, arrays, path), summary, **arrays)
 
 
 if __name__ == "__main__":

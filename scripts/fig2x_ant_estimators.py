@@ -15,10 +15,9 @@ import jax
 
 import gradgym
 from gradgym.diagnostics import default_policy, fit_growth_rate, init_policy
-from gradgym.diagnostics.io import save_json
 from gradgym.diagnostics.objectives import policy_estimators
 from gradgym.diagnostics.plots import _plt, save_figure
-from gradgym.diagnostics.scripting import Progress, figure_parser
+from gradgym.diagnostics.scripting import Progress, figure_parser, finish
 
 NAMES = ("pathwise", "es_antithetic", "combined")
 
@@ -64,14 +63,11 @@ def main(argv: list[str] | None = None) -> int:
         if r["es_antithetic"]["variance"] < r["pathwise"]["variance"]
     ]
     res["first_horizon_es_lower"] = cross[0] if cross else None
-    save_json(args.out / "estimators.json", res)
-    plot(res, args.out / "estimators.png")
-    print(
+    summary = [
         f"estimators: variance growth/step pathwise {res['pathwise_growth']['rate']:.4f}, ES "
         f"{res['es_antithetic_growth']['rate']:.4f}; ES lower from T={res['first_horizon_es_lower']}"
-    )
-    print(f"wrote {args.out}/estimators.png")
-    return 0
+    ]
+    return finish(args.out, "estimators", res, lambda path: plot(res, path), summary)
 
 
 if __name__ == "__main__":

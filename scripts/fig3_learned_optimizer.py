@@ -21,10 +21,9 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from gradgym.diagnostics.horizon import fit_growth_rate
-from gradgym.diagnostics.io import save_json, save_npz
 from gradgym.diagnostics.lopt import init_inner, init_lopt, meta_grads, meta_loss_slice, synthetic_digits
-from gradgym.diagnostics.plots import _plt, save_figure
-from gradgym.diagnostics.scripting import Progress, figure_parser
+from gradgym.diagnostics.plots import plot_three_panels
+from gradgym.diagnostics.scripting import Progress, figure_parser, finish
 
 WIDTH, SIGMA, STEP_MULT = 0.01, 0.01, 0.01
 LOCATIONS = (0.0, 0.002, 0.005, 0.008)
@@ -36,22 +35,20 @@ def roughness(y) -> float:
 
 
 def plot(res: dict, arr: dict, path) -> None:
-    plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
-    x = arr["shifts"]
-    for i, t in enumerate(res["slice_horizons"]):
-        axes[0].plot(x, arr["slices"][i], lw=1, label=f"{t} steps")
-    axes[0].set(yscale="log", title="(a) single parameter value", xlabel="shift", ylabel="mean meta-loss")
-    for k in range(arr["smoothed"].shape[0]):
-        axes[1].plot(x, arr["smoothed"][k], lw=0.6, alpha=0.5)
-    axes[1].plot(x, arr["smoothed"].mean(0), "k-", lw=2, label="mean")
-    axes[1].set(yscale="log", title=f"(b) smoothed (sigma={SIGMA}), T={res['smooth_horizon']}", xlabel="shift")
-    for loc, st in zip(res["locations"], res["variance"], strict=True):
-        axes[2].plot(st["horizons"], st["mean_variance"], "o-", ms=3, label=f"shift {loc:.3f}")
-    axes[2].set(yscale="log", title="(c) meta-gradient variance", xlabel="unroll length")
-    for ax in axes:
-        ax.legend(fontsize=7)
-    save_figure(fig, path)
+    plot_three_panels(
+        path,
+        arr["shifts"],
+        [(f"{t} steps", y) for t, y in zip(res["slice_horizons"], arr["slices"], strict=True)],
+        arr["smoothed"],
+        [(f"shift {loc:.3f}", st["horizons"], st["mean_variance"]) for loc, st in zip(res["locations"],
+                                                                                      res["variance"], strict=True)],
+        titles=("(a) single parameter value", f"(b) smoothed (sigma={SIGMA}), T={res['smooth_horizon']}",
+                "(c) meta-gradient variance"),
+        xlabels=("shift", "shift", "unroll length"),
+        ylabel="mean meta-loss",
+        mean_label="mean",
+        log=(True, True, True),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,18 +126,12 @@ def main(argv: list[str] | None = None) -> int:
         "variance_growth_per_step": [st["growth"]["rate"] for st in variance],
     }
     arr = {"shifts": np.asarray(shifts), "slices": slices, "smoothed": smoothed}
-    save_json(args.out / "fig3.json", res)
-    save_npz(args.out / "fig3.npz", **arr)
-    plot(res, arr, args.out / "fig3.png")
-    print(
-        f"fig3: slice roughness by T {res['roughness_by_horizon']}; smoothed mean {res['roughness_smoothed_mean']:.3g}"
-    )
-    print(
+    summary = [
+        f"fig3: slice roughness by T {res['roughness_by_horizon']}; smoothed mean {res['roughness_smoothed_mean']:.3g}",
         f"fig3: meta-gradient variance growth per step at {list(LOCATIONS)}: "
-        f"{np.round(res['variance_growth_per_step'], 4)}"
-    )
-    print(f"wrote {args.out}/fig3.png")
-    return 0
+        f"{np.round(res['variance_growth_per_step'], 4)}",
+    ]
+    return finish(args.out, "fig3", res, lambda path: plot(res, arr, path), summary, **arr)
 
 
 if __name__ == "__main__":

@@ -17,34 +17,29 @@ import jax
 import numpy as np
 
 from gradgym.diagnostics.horizon import fit_growth_rate
-from gradgym.diagnostics.io import save_json, save_npz
 from gradgym.diagnostics.packing import packing_sweep
-from gradgym.diagnostics.plots import _plt, save_figure
-from gradgym.diagnostics.scripting import figure_parser
+from gradgym.diagnostics.plots import plot_three_panels
+from gradgym.diagnostics.scripting import figure_parser, finish
 
 MARKED = (0.10, 0.35, 0.60, 0.85)
 
 
 def plot(res: dict, arr: dict, path) -> None:
-    plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
     d, e, g = arr["diameters"], arr["energy"], arr["grad"]
     steps = e.shape[2]
-    for k in [2**i for i in range(9) if 2**i <= steps]:
-        axes[0].plot(d, e[:, :, k - 1].mean(1), lw=1, label=f"{k} steps")
-    axes[0].set(yscale="log", title="(a) energy vs diameter (seed mean)", xlabel="small-disk diameter D")
-    for s in range(e.shape[1]):
-        axes[1].plot(d, e[:, s, -1], lw=0.6, alpha=0.5)
-    axes[1].plot(d, e[:, :, -1].mean(1), "k-", lw=2, label="mean over seeds")
-    axes[1].set(yscale="log", title=f"(b) energy after {steps} steps", xlabel="small-disk diameter D")
-    it = np.arange(1, steps + 1)
-    for dm in MARKED:
-        i = int(np.argmin(np.abs(d - dm)))
-        axes[2].plot(it, np.var(g[i], 0), lw=1, label=f"D={d[i]:.2f}")
-    axes[2].set(yscale="log", title="(c) variance of dE/dD across seeds", xlabel="FIRE steps")
-    for ax in axes:
-        ax.legend(fontsize=7)
-    save_figure(fig, path)
+    marked = [int(np.argmin(np.abs(d - dm))) for dm in MARKED]
+    plot_three_panels(
+        path,
+        d,
+        [(f"{k} steps", e[:, :, k - 1].mean(1)) for k in [2**i for i in range(9) if 2**i <= steps]],
+        e[:, :, -1].T,
+        [(f"D={d[i]:.2f}", np.arange(1, steps + 1), np.var(g[i], 0)) for i in marked],
+        titles=("(a) energy vs diameter (seed mean)", f"(b) energy after {steps} steps",
+                "(c) variance of dE/dD across seeds"),
+        xlabels=("small-disk diameter D", "small-disk diameter D", "FIRE steps"),
+        log=(True, True, True),
+        variance_fmt="-",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,16 +69,13 @@ def main(argv: list[str] | None = None) -> int:
         "energy_std_at_end": out["energy"][:, :, -1].std(1),
         "grad_variance_growth": growth,
     }
-    save_json(args.out / "fig4.json", res)
-    save_npz(args.out / "fig4.npz", diameters=diam, **out)
-    plot(res, {"diameters": diam, **out}, args.out / "fig4.png")
-    for k, v in growth.items():
-        print(
-            f"fig4 D={k}: Var[dE/dD] after {steps} steps {v['var_at_end']:.3g}, fitted growth "
-            f"{v['fit']['rate']:.3f}/step (x{np.exp(v['fit']['rate']):.3f})"
-        )
-    print(f"wrote {args.out}/fig4.png")
-    return 0
+    arrays = {"diameters": diam, **out}
+    summary = [
+        f"fig4 D={k}: Var[dE/dD] after {steps} steps {v['var_at_end']:.3g}, fitted growth "
+        f"{v['fit']['rate']:.3f}/step (x{np.exp(v['fit']['rate']):.3f})"
+        for k, v in growth.items()
+    ]
+    return finish(args.out, "fig4", res, lambda path: plot(res, arrays, path), summary, **arrays)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,8 @@ from gradgym.diagnostics import (
     lyapunov_spectrum,
     spectrum_stats,
 )
-from gradgym.diagnostics.io import save_json
 from gradgym.diagnostics.plots import _arr, _plt, save_figure
-from gradgym.diagnostics.scripting import figure_parser
+from gradgym.diagnostics.scripting import figure_parser, finish
 
 INITS = {"init1 (random)": 1.0, "init2 (init1 x 0.01)": 0.01}
 
@@ -91,16 +90,13 @@ def main(argv: list[str] | None = None) -> int:
                 "grad_variance_growth_per_step": fit_growth_rate(st["horizons"], st["variance"])["rate"],
                 "done_during_spectrum": bool(jac["done"].any()),
             }
-    save_json(args.out / "fig5.json", res)
-    plot(res, args.out / "fig5.png")
-    for name, r in res["runs"].items():
-        print(
-            f"fig5 {name}: ln max|eig(ds_T/ds_0)| at T={steps}: {r['product_log_max_abs'][-1]:.2f}, growth/step "
-            f"{r['product_growth_per_step']:.4f}, max Lyapunov {r['lyapunov_exponents'][0]:.4f}/step, "
-            f"grad-norm growth {r['grad_norm_growth_per_step']:.4f}/step"
-        )
-    print(f"wrote {args.out}/fig5.png")
-    return 0
+    summary = [
+        f"fig5 {name}: ln max|eig(ds_T/ds_0)| at T={steps}: {r['product_log_max_abs'][-1]:.2f}, growth/step "
+        f"{r['product_growth_per_step']:.4f}, max Lyapunov {r['lyapunov_exponents'][0]:.4f}/step, "
+        f"grad-norm growth {r['grad_norm_growth_per_step']:.4f}/step"
+        for name, r in res["runs"].items()
+    ]
+    return finish(args.out, "fig5", res, lambda path: plot(res, path), summary)
 
 
 if __name__ == "__main__":

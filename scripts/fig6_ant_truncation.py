@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import sys
 
-import jax
 import numpy as np
 
 import gradgym
-from gradgym.diagnostics import default_policy, init_policy
-from gradgym.diagnostics.io import save_json
 from gradgym.diagnostics.plots import _plt, save_figure
-from gradgym.diagnostics.scripting import figure_parser
-from gradgym.diagnostics.truncated import train_truncated
+from gradgym.diagnostics.scripting import comma_list, finish, parse_sweep_args, sweep_parser
+from gradgym.diagnostics.truncated import sweep_truncated
 
 
 def _smooth(y, k: int = 5):
@@ -52,22 +49,14 @@ def plot(res: dict, path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = figure_parser(__doc__.splitlines()[0], "fig6")
-    p.add_argument("--episode-length", type=int, default=200)
-    p.add_argument("--envs", type=int, default=8)
-    p.add_argument("--updates", type=int, default=60)
+    p = sweep_parser(__doc__.splitlines()[0], "fig6", updates=60)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--truncations", default="1,5,10,20,50,200", help="comma-separated t values")
-    args = p.parse_args(argv)
-    if args.quick:
-        args.episode_length, args.envs, args.updates, args.truncations = 8, 2, 2, "1,8"
-    try:
-        ts = [int(t) for t in args.truncations.split(",")]
-    except ValueError:
-        raise ValueError(f"--truncations must be comma-separated ints, got {args.truncations!r}") from None
+    args = parse_sweep_args(p, argv, truncations="1,8")
+    ts = comma_list(args.truncations, int, "--truncations")
     env = gradgym.make("ant")
-    _, policy_fn = default_policy(env.action_size)
-    params0 = init_policy(env, jax.random.PRNGKey(args.seed), standard_init=False)
+    outs = sweep_truncated(env, [{"truncation": t, "learning_rate": args.lr} for t in ts], seed=args.seed,
+                           updates=args.updates, num_envs=args.envs, episode_length=args.episode_length, name="fig6")
     res = {
         "episode_length": args.episode_length,
         "envs": args.envs,
@@ -77,21 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": [],
         "quick": args.quick,
     }
-    for t in ts:
-        print(f"[fig6] truncation t={t}", flush=True)
-        out = train_truncated(
-            env,
-            policy_fn,
-            params0,
-            jax.random.PRNGKey(args.seed + 1),
-            updates=args.updates,
-            num_envs=args.envs,
-            episode_length=args.episode_length,
-            truncation=t,
-            learning_rate=args.lr,
-            log_every=10,
-            label=f"t={t}",
-        )
+    for t, out in zip(ts, outs, strict=True):
         c = out["curve"]
         res["runs"].append(
             {
@@ -104,15 +79,12 @@ def main(argv: list[str] | None = None) -> int:
                 "seconds": out["seconds"],
             }
         )
-    save_json(args.out / "fig6.json", res)
-    plot(res, args.out / "fig6.png")
-    for r in res["runs"]:
-        print(
-            f"fig6 t={r['truncation']:4d}: return {r['initial_return']:8.2f} -> {r['final_return']:8.2f}, "
-            f"x-distance {r['final_x_distance']:+.3f}, skipped {r['skipped']}"
-        )
-    print(f"wrote {args.out}/fig6.png")
-    return 0
+    summary = [
+        f"fig6 t={r['truncation']:4d}: return {r['initial_return']:8.2f} -> {r['final_return']:8.2f}, "
+        f"x-distance {r['final_x_distance']:+.3f}, skipped {r['skipped']}"
+        for r in res["runs"]
+    ]
+    return finish(args.out, "fig6", res, lambda path: plot(res, path), summary)
 
 
 if __name__ == "__main__":

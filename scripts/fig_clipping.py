@@ -11,22 +11,12 @@ from __future__ import annotations
 
 import sys
 
-import jax
 import numpy as np
 
 import gradgym
-from gradgym.diagnostics import default_policy, init_policy
-from gradgym.diagnostics.io import save_json
 from gradgym.diagnostics.plots import _plt, save_figure
-from gradgym.diagnostics.scripting import figure_parser
-from gradgym.diagnostics.truncated import train_truncated
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(v) for v in text.split(",")]
-    except ValueError:
-        raise ValueError(f"expected comma-separated numbers, got {text!r}") from None
+from gradgym.diagnostics.scripting import comma_list, finish, parse_sweep_args, sweep_parser
+from gradgym.diagnostics.truncated import sweep_truncated
 
 
 def plot(res: dict, path) -> None:
@@ -50,39 +40,16 @@ def plot(res: dict, path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = figure_parser(__doc__.splitlines()[0], "clipping")
-    p.add_argument("--episode-length", type=int, default=200)
-    p.add_argument("--envs", type=int, default=8)
-    p.add_argument("--updates", type=int, default=30)
+    p = sweep_parser(__doc__.splitlines()[0], "clipping", updates=30)
     p.add_argument("--lrs", default="1e-4,1e-3,1e-2")
     p.add_argument("--clips", default="0.1,1,10,inf")
-    args = p.parse_args(argv)
-    if args.quick:
-        args.episode_length, args.envs, args.updates, args.lrs, args.clips = 8, 2, 2, "1e-3", "1,inf"
-    lrs, clips = _floats(args.lrs), _floats(args.clips)
-    env = gradgym.make("ant")
-    _, policy_fn = default_policy(env.action_size)
-    params0 = init_policy(env, jax.random.PRNGKey(args.seed), standard_init=False)
-    final = np.zeros((len(lrs), len(clips)))
-    initial = np.zeros_like(final)
-    for i, lr in enumerate(lrs):
-        for j, clip in enumerate(clips):
-            print(f"[clipping] lr={lr:g} max_grad_norm={clip:g}", flush=True)
-            out = train_truncated(
-                env,
-                policy_fn,
-                params0,
-                jax.random.PRNGKey(args.seed + 1),
-                updates=args.updates,
-                num_envs=args.envs,
-                episode_length=args.episode_length,
-                truncation=args.episode_length,
-                learning_rate=lr,
-                max_grad_norm=clip,
-                log_every=10,
-                label=f"lr={lr:g},clip={clip:g}",
-            )
-            final[i, j], initial[i, j] = out["final_return"], out["curve"]["return"][0]
+    args = parse_sweep_args(p, argv, lrs="1e-3", clips="1,inf")
+    lrs, clips = comma_list(args.lrs, float, "--lrs"), comma_list(args.clips, float, "--clips")
+    grid = [{"learning_rate": lr, "max_grad_norm": clip} for lr in lrs for clip in clips]  # full backprop
+    outs = sweep_truncated(gradgym.make("ant"), grid, seed=args.seed, updates=args.updates, num_envs=args.envs,
+                           episode_length=args.episode_length, name="clipping")
+    final = np.reshape([o["final_return"] for o in outs], (len(lrs), len(clips)))
+    initial = np.reshape([o["curve"]["return"][0] for o in outs], (len(lrs), len(clips)))
     res = {
         "episode_length": args.episode_length,
         "envs": args.envs,
@@ -95,12 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "best_gain": float(np.max(final - initial)),
     }
-    save_json(args.out / "clipping.json", res)
-    res["clips"] = clips
-    plot(res, args.out / "clipping.png")
-    print(f"clipping: final - initial return per (lr, clip):\n{np.round(final - initial, 2)}")
-    print(f"wrote {args.out}/clipping.png")
-    return 0
+    summary = [f"clipping: final - initial return per (lr, clip):\n{np.round(final - initial, 2)}"]
+    return finish(args.out, "clipping", res, lambda path: plot({**res, "clips": clips}, path), summary)
 
 
 if __name__ == "__main__":

@@ -98,3 +98,53 @@ def plot_slices(shifts: Sequence[float], slices: dict[str, Any], path: str | Pat
     ax.set_title(title)
     ax.legend(fontsize=8)
     return save_figure(fig, path)
+
+
+def plot_three_panels(
+    path: str | Path,
+    x: Sequence[float],
+    family: Sequence[tuple[str, Any]],
+    samples: Any,
+    variance: Sequence[tuple[str, Sequence[float], Sequence[float]]],
+    *,
+    titles: tuple[str, str, str],
+    xlabels: tuple[str, str, str],
+    ylabel: str = "",
+    mean_label: str = "mean over seeds",
+    log: tuple[bool, bool, bool] = (False, False, True),
+    marks: Sequence[float] = (),
+    variance_fmt: str = "o-",
+) -> Path:
+    """The (a)/(b)/(c) figure of the paper's Figs. 2-4.
+
+    Args:
+        path: the PNG to write.
+        x: the x axis of (a) and (b) (a shift, a diameter, ...).
+        family: (a) one curve per ``(label, y)``, e.g. per unroll length.
+        samples: (b) ``[n, len(x)]``: one thin line per random sample, and their mean in bold black.
+        variance: (c) one curve per ``(label, unroll lengths, variance)``, e.g. per location.
+        titles, xlabels: of the three panels; ``ylabel``: of (a).
+        mean_label: legend of the mean in (b).
+        log: log y axis per panel.
+        marks: x positions drawn as dashed vertical lines in (a) and (b) (the locations of (c)).
+        variance_fmt: matplotlib format of the (c) curves.
+    """
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
+    x = np.asarray(x, np.float64)
+    for label, y in family:
+        axes[0].plot(x, _arr(y), lw=1, label=label)
+    samples = np.asarray(samples, np.float64)
+    for y in samples:
+        axes[1].plot(x, y, lw=0.6, alpha=0.5)
+    axes[1].plot(x, samples.mean(0), "k-", lw=2, label=mean_label)
+    for m in marks:
+        for ax in axes[:2]:
+            ax.axvline(m, color="gray", ls="--", lw=0.7)
+    for label, h, v in variance:
+        axes[2].plot(h, _arr(v), variance_fmt, ms=3, lw=1, label=label)
+    axes[0].set_ylabel(ylabel)
+    for ax, title, xlabel, lg in zip(axes, titles, xlabels, log, strict=True):
+        ax.set(title=title, xlabel=xlabel, yscale="log" if lg else "linear")
+        ax.legend(fontsize=7)
+    return save_figure(fig, path)

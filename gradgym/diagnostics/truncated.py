@@ -9,7 +9,9 @@ steps, and differentiates ``-mean(reward)`` over all steps and robots, with
 ``stop_gradient`` on the env state every ``truncation`` steps (``truncation >=
 episode_length``: full backprop). Updates use Adam; the gradient is clipped to
 ``max_grad_norm`` (``inf``: no clipping). A non-finite gradient is skipped and
-counted, never applied.
+counted, never applied. :func:`sweep_truncated` runs one training per sweep
+point from the same initial policy and key (the driver of ``scripts/fig6_*``
+and ``scripts/fig_clipping.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from gradgym.diagnostics.objectives import default_policy, init_policy
 from gradgym.envs import BraxEnv
 
 
@@ -148,3 +151,52 @@ def train_truncated(
         "seconds": time.time() - t0,
         "final_return": float(np.mean(curve["return"][-max(1, updates // 10) :])),
     }
+
+
+def sweep_truncated(
+    env: BraxEnv,
+    points: list[dict[str, Any]],
+    *,
+    seed: int,
+    updates: int,
+    num_envs: int,
+    episode_length: int,
+    log_every: int = 10,
+    name: str = "sweep",
+) -> list[dict[str, Any]]:
+    """Runs :func:`train_truncated` once per sweep point, every run from the same policy and key.
+
+    Args:
+        env: the robot.
+        points: per run, the :func:`train_truncated` arguments that vary: ``truncation``
+            (default ``episode_length``: full backprop), ``learning_rate``, ``max_grad_norm``.
+        seed: the default 4x32 policy is initialised (uniform init, not standard) from
+            ``PRNGKey(seed)``; training uses ``PRNGKey(seed + 1)`` in every run.
+        updates, num_envs, episode_length, log_every: as in :func:`train_truncated`, the same for all runs.
+        name: prefix of the progress lines.
+
+    Returns:
+        One :func:`train_truncated` result per point, in order.
+    """
+    _, policy_fn = default_policy(env.action_size)
+    params0 = init_policy(env, jax.random.PRNGKey(seed), standard_init=False)
+    outs = []
+    for point in points:
+        point = {"truncation": episode_length, **point}
+        label = ", ".join(f"{k}={v:g}" for k, v in point.items())
+        print(f"[{name}] {label}", flush=True)
+        outs.append(
+            train_truncated(
+                env,
+                policy_fn,
+                params0,
+                jax.random.PRNGKey(seed + 1),
+                updates=updates,
+                num_envs=num_envs,
+                episode_length=episode_length,
+                log_every=log_every,
+                label=label,
+                **point,
+            )
+        )
+    return outs

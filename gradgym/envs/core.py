@@ -4,12 +4,14 @@ Everything here is a pure JAX function over pytrees, safe under ``jit``, ``vmap`
 and ``grad``. The Gymnasium and SB3 shells (``gym_env.py``, ``vector_env.py``,
 ``sb3_vec_env.py``) wrap this core; nothing here does I/O or owns an RNG.
 
-Stochasticity is explicit. :class:`NoiseConfig` describes reset noise, action
-noise, observation noise and physics randomisation (friction and mass scales).
-``reset(key)`` draws the episode's physics and a per-episode noise key from
-``key``; ``step`` splits that key for action/observation noise. Holding ``key``
-fixed holds every noise source fixed (pathwise gradients); resampling it
-resamples them (score-function / ES estimates).
+Stochasticity is explicit. :class:`NoiseConfig` (``noise.py``) describes reset
+noise, action noise, observation noise and physics randomisation (friction and
+mass scales, :class:`PhysicsParams` in ``physics.py``). ``reset(key)`` draws
+the episode's physics and a per-episode noise key from ``key``; ``step`` splits
+that key for action/observation noise. Holding ``key`` fixed holds every noise
+source fixed (pathwise gradients); resampling it resamples them
+(score-function / ES estimates). The brax/mujoco shims live in
+``brax_compat.py``.
 
 Which reward terms carry useful gradients: forward-velocity and control-cost
 terms are smooth functions of the state and action; healthy/survive bonuses are
@@ -22,32 +24,18 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-import math
-import warnings
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
+from gradgym.envs.brax_compat import load_brax_env
+from gradgym.envs.noise import NOISE_OPTIONS, NoiseConfig
+from gradgym.envs.physics import PhysicsParams, cast_sys, sample_physics, scaled_sys
 from gradgym.envs.robots import RobotSpec, get_robot, resolve_backend
 
-
-@struct.dataclass
-class PhysicsParams:
-    """Multiplicative physics scales; differentiable (e.g. d return / d friction).
-
-    Attributes:
-        friction: scale on every geom's sliding friction coefficient.
-        mass: scale on every body's mass and rotational inertia.
-    """
-
-    friction: jax.Array
-    mass: jax.Array
-
-    @classmethod
-    def nominal(cls, dtype=jnp.float32) -> PhysicsParams:
-        return cls(friction=jnp.ones((), dtype), mass=jnp.ones((), dtype))
+__all__ = ["NOISE_OPTIONS", "BraxEnv", "NoiseConfig", "PhysicsParams", "State", "make"]
 
 
 @struct.dataclass
@@ -85,93 +73,18 @@ class State:
         return self.inner.metrics
 
 
-def _check_range(name: str, value: Any) -> tuple[float, float] | None:
-    if value is None:
-        return None
-    try:
-        lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a (low, high) pair of floats or None, got {value!r}.") from None
-    if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= hi):
-        raise ValueError(f"{name} must satisfy 0 < low <= high (finite), got {value!r}.")
-    return (lo, hi)
+def _check_episode_length(episode_length: Any) -> int | None:
+    if episode_length is not None and (
+        isinstance(episode_length, bool) or not isinstance(episode_length, int) or episode_length < 1
+    ):
+        raise ValueError(f"episode_length must be a positive int or None, got {episode_length!r}.")
+    return episode_length
 
 
-@dataclasses.dataclass(frozen=True)
-class NoiseConfig:
-    """The noise model; every draw comes from the key passed to ``reset``.
-
-    Attributes:
-        reset_noise_scale: scale of the initial-state noise. ``None`` keeps the
-            robot's own Brax default. For robots whose Brax constructor takes
-            ``reset_noise_scale`` (ant, halfcheetah, hopper, humanoid, walker2d)
-            it replaces that value; for the others it adds U(-s, s) to the
-            joint positions and s * N(0, 1) to the joint velocities on top of
-            the robot's own reset distribution.
-        action_noise: std of Gaussian noise added to every action before physics.
-        obs_noise: std of Gaussian noise added to every observation.
-        friction_range: ``(low, high)``: friction scale drawn U(low, high) per
-            episode; ``None`` keeps it at 1.
-        mass_range: ``(low, high)``: mass/inertia scale drawn U(low, high) per
-            episode; ``None`` keeps it at 1.
-    """
-
-    reset_noise_scale: float | None = None
-    action_noise: float = 0.0
-    obs_noise: float = 0.0
-    friction_range: tuple[float, float] | None = None
-    mass_range: tuple[float, float] | None = None
-
-    def __post_init__(self):
-        for name in ("action_noise", "obs_noise"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"{name} must be a finite float >= 0, got {v!r}.")
-            object.__setattr__(self, name, float(v))
-        s = self.reset_noise_scale
-        if s is not None:
-            if not isinstance(s, (int, float)) or not math.isfinite(s) or s < 0:
-                raise ValueError(f"reset_noise_scale must be a finite float >= 0 or None, got {s!r}.")
-            object.__setattr__(self, "reset_noise_scale", float(s))
-        object.__setattr__(self, "friction_range", _check_range("friction_range", self.friction_range))
-        object.__setattr__(self, "mass_range", _check_range("mass_range", self.mass_range))
-
-
-NOISE_OPTIONS = tuple(f.name for f in dataclasses.fields(NoiseConfig))
-
-
-def _scaled_sys(sys, physics: PhysicsParams):
-    """Returns ``sys`` with friction and mass scaled (differentiably)."""
-    friction = sys.geom_friction.at[:, 0].multiply(physics.friction)
-    link = sys.link
-    inertia = link.inertia.replace(mass=link.inertia.mass * physics.mass, i=link.inertia.i * physics.mass)
-    return sys.replace(
-        geom_friction=friction,
-        link=link.replace(inertia=inertia),
-        body_mass=sys.body_mass * physics.mass,
-        body_inertia=sys.body_inertia * physics.mass,
-    )
-
-
-class _JnpClipCompat:
-    """``jax.numpy`` whose ``clip`` still takes ``a_min``/``a_max`` (removed in JAX 0.10).
-
-    brax 0.14.2's fluid model (used by swimmer) calls ``jp.clip(x, a_min=...)``.
-    """
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(jnp, name)
-
-    @staticmethod
-    def clip(x, min=None, max=None, *, a_min=None, a_max=None):  # noqa: A002 - jnp.clip's names
-        return jnp.clip(x, a_min if min is None else min, a_max if max is None else max)
-
-
-def _patch_brax_fluid() -> None:
-    from brax import fluid
-
-    if not isinstance(fluid.jp, _JnpClipCompat):
-        fluid.jp = _JnpClipCompat()
+def _check_dtype(dtype: Any) -> str:
+    if not isinstance(dtype, str) or dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}.")
+    return dtype
 
 
 class BraxEnv:
@@ -195,25 +108,13 @@ class BraxEnv:
         if not isinstance(noise, NoiseConfig):
             raise TypeError(f"noise must be a gradgym.envs.NoiseConfig, got {type(noise).__name__}.")
         self.noise = noise
-        if episode_length is not None and (
-            isinstance(episode_length, bool) or not isinstance(episode_length, int) or episode_length < 1
-        ):
-            raise ValueError(f"episode_length must be a positive int or None, got {episode_length!r}.")
-        self.episode_length = episode_length
-        if dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}.")
-        self.dtype = dtype
-
-        from brax import envs as brax_envs
-
-        _patch_brax_fluid()
+        self.episode_length = _check_episode_length(episode_length)
+        self.dtype = _check_dtype(dtype)
 
         kwargs: dict[str, Any] = {"backend": self.backend}
         if noise.reset_noise_scale is not None and self.spec.native_reset_noise:
             kwargs["reset_noise_scale"] = noise.reset_noise_scale
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*not actively being maintained.*")
-            self.brax_env = brax_envs.get_environment(robot, **kwargs)
+        self.brax_env = load_brax_env(robot, **kwargs)
         self._sys = self.brax_env.sys
         self._obs_needs_action = "action" in inspect.signature(self.brax_env._get_obs).parameters
 
@@ -222,8 +123,9 @@ class BraxEnv:
     def action_size(self) -> int:
         return int(self.brax_env.action_size)
 
-    @property
+    @functools.cached_property
     def observation_size(self) -> int:
+        # Brax computes this by running an eager reset (~0.4 s on CPU) on every access.
         return int(self.brax_env.observation_size)
 
     @property
@@ -261,25 +163,15 @@ class BraxEnv:
         duration of the call threads traced physics parameters through the
         pipeline (the same device Brax's domain-randomisation wrapper uses).
         """
-        sys = self._sys
-        if self.dtype == "float64":
-            sys = jax.tree.map(lambda x: x.astype(jnp.float64) if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating) else x, sys)
-        self.brax_env.sys = _scaled_sys(sys, physics)
+        sys = cast_sys(self._sys, jnp.float64) if self.dtype == "float64" else self._sys
+        self.brax_env.sys = scaled_sys(sys, physics)
         try:
             return fn(*args)
         finally:
             self.brax_env.sys = self._sys
 
     def _sample_physics(self, key: jax.Array) -> PhysicsParams:
-        kf, km = jax.random.split(key)
-        f = self._float()
-
-        def draw(k, rng):
-            if rng is None:
-                return jnp.ones((), f)
-            return jax.random.uniform(k, (), f, rng[0], rng[1])
-
-        return PhysicsParams(friction=draw(kf, self.noise.friction_range), mass=draw(km, self.noise.mass_range))
+        return sample_physics(key, self.noise.friction_range, self.noise.mass_range, self._float())
 
     def _observe(self, clean_obs: jax.Array, key: jax.Array) -> jax.Array:
         if self.noise.obs_noise == 0.0:
@@ -358,7 +250,9 @@ class BraxEnv:
         # Brax returns weak-typed scalars (reward, done) after a step but strong
         # ones after reset; matching the input's dtypes keeps a jitted step from
         # retracing when it is fed its own output.
-        inner = jax.tree.map(lambda new, old: jnp.asarray(new, old.dtype) if hasattr(old, "dtype") else new, inner, state.inner)
+        inner = jax.tree.map(
+            lambda new, old: jnp.asarray(new, old.dtype) if hasattr(old, "dtype") else new, inner, state.inner
+        )
         steps = state.steps + 1
         terminated = (inner.done > 0) | ~finite
         truncated = ~terminated & (steps >= self.episode_length if self.episode_length else jnp.zeros((), bool))
@@ -435,12 +329,16 @@ def make(
         )
     if noise is None:
         noise = NoiseConfig(**noise_options)
+    elif not isinstance(noise, NoiseConfig):
+        raise TypeError(f"noise must be a gradgym.envs.NoiseConfig or None, got {type(noise).__name__}: {noise!r}.")
     elif noise_options:
         noise = dataclasses.replace(noise, **noise_options)
-    if dtype == "float64" and not jax.config.jax_enable_x64:
+    if _check_dtype(dtype) == "float64" and not jax.config.jax_enable_x64:
         raise ValueError(
             "dtype='float64' needs 64-bit JAX: run `jax.config.update('jax_enable_x64', True)` "
             "or use `with jax.enable_x64(True):` before making the env."
         )
-    get_robot(robot)  # fail early with the list of names
+    # Validate before the cache lookup: an unhashable value would otherwise fail there without naming itself.
+    resolve_backend(get_robot(robot), backend)  # fail early with the lists of names
+    _check_episode_length(episode_length)
     return _make_cached(robot, backend, noise, episode_length, dtype)

@@ -67,8 +67,7 @@ def get_robot(name: str) -> RobotSpec:
     """Looks a robot up by its Brax name; the error lists the valid names."""
     if not isinstance(name, str) or name not in ROBOTS:
         raise ValueError(
-            f"Unknown robot {name!r}; available: {', '.join(ROBOTS)}. "
-            "Pass one of these names, e.g. robot='ant'."
+            f"Unknown robot {name!r}; available: {', '.join(ROBOTS)}. Pass one of these names, e.g. robot='ant'."
         )
     return ROBOTS[name]
 
@@ -77,14 +76,12 @@ def resolve_backend(robot: RobotSpec, backend: str | None) -> str:
     """Returns the backend to use, validating it against the robot's list."""
     if backend is None:
         return robot.default_backend
-    if backend not in BACKENDS:
+    if not isinstance(backend, str) or backend not in BACKENDS:
         raise ValueError(
-            f"Unknown backend {backend!r}; available: {', '.join(BACKENDS)} "
-            f"(default {DEFAULT_BACKEND!r})."
+            f"Unknown backend {backend!r}; available: {', '.join(BACKENDS)} (default {DEFAULT_BACKEND!r})."
         )
     if backend not in robot.backends:
         raise ValueError(
-            f"Robot {robot.name!r} has no {backend!r} backend in Brax; "
-            f"use one of: {', '.join(robot.backends)}."
+            f"Robot {robot.name!r} has no {backend!r} backend in Brax; use one of: {', '.join(robot.backends)}."
         )
     return backend

@@ -107,7 +107,7 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], bytes]:
         header = json.loads(data[pos + 8 : pos + 8 + n].decode())
         if not isinstance(header, dict):
             raise ValueError("header is not an object")
-    except (UnicodeDecodeError, ValueError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:  # RecursionError: deeply nested JSON
         raise CorruptCheckpointError(f"Checkpoint {str(path)!r} has a corrupt header ({e}); delete it and retrain.") from None
     version = header.get("format_version")
     if version != FORMAT_VERSION:

@@ -29,6 +29,22 @@ def _agent_list(text: str) -> list[str]:
     return names
 
 
+DEVICES_HELP = ("split each JAX agent's env batch / ES population over the first N of jax.devices() "
+                "(default: all; the batch must be divisible by N)")
+
+
+def _devices(text: str) -> int | None:
+    if text == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--devices must be a positive int or 'all', got {text!r}.")
+    return value
+
+
 def _overrides(text: str | None) -> dict:
     if not text:
         return {}
@@ -50,7 +66,7 @@ def run_compare(args: argparse.Namespace) -> int:
     per_agent = {a: overrides.get(a, {}) for a in agents} if overrides else None
     t0 = time.perf_counter()
     results = compare(args.env, agents, args.seeds, args.budget, out, episode_length=args.episode_length,
-                      overrides=per_agent, progress=not args.quiet)
+                      overrides=per_agent, progress=not args.quiet, devices=args.devices)
     print(Path(out, "report.md").read_text())
     print(f"Wrote {out}/report.md, results.csv, results.json, curves_steps.png, curves_wall.png "
           f"({time.perf_counter() - t0:.0f} s; {len(results['agents'])} agents x {args.seeds} seeds).")
@@ -67,7 +83,7 @@ def run_train(args: argparse.Namespace) -> int:
         cfg["total_steps"] = args.budget
     env = make(args.env, episode_length=args.episode_length or get_robot(args.env).max_episode_steps)
     result = train(args.agent, env, cfg, args.seed, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
-                   progress=not args.quiet)
+                   progress=not args.quiet, devices=args.devices)
     summary = result.summary()
     if args.out:
         from gradgym.fileio import atomic_write
@@ -95,6 +111,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"episode limit (default {DEFAULT_EPISODE_LENGTH} for the default robot, else its Gym limit)")
     p.add_argument("--config", default=None, help='per-agent overrides as JSON, e.g. \'{"ppo": {"num_envs": 64}}\'')
     p.add_argument("--out", default=None, help="run folder (default runs/compare-<env>-<time>)")
+    p.add_argument("--devices", type=_devices, default=None, metavar="N", help=DEVICES_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_compare_with_defaults)
 
@@ -108,6 +125,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--checkpoint-dir", default=None, help="write checkpoints here")
     t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --checkpoint-dir")
     t.add_argument("--out", default=None, help="write the run summary (curve, metrics) as JSON here")
+    t.add_argument("--devices", type=_devices, default=None, metavar="N", help=DEVICES_HELP)
     t.add_argument("--quiet", action="store_true", help="no progress lines")
     t.set_defaults(func=run_train)
 

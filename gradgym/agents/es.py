@@ -27,6 +27,7 @@ from gradgym.agents.base import init_policy_params, observe, policy_net, strong_
 from gradgym.agents.config import CommonConfig, check_float, check_int
 from gradgym.agents.normalize import RunningStats, init_stats, normalize
 from gradgym.envs.core import BraxEnv
+from gradgym.sharding import constrain_batch
 
 STRATEGIES = {"open_es": "Open_ES", "pgpe": "PGPE", "snes": "SNES", "cma_es": "CMA_ES", "pes": "PersistentES"}
 
@@ -180,8 +181,9 @@ class Es:
     def _iterate(self, ts: EsState) -> tuple[EsState, dict[str, jax.Array]]:
         key, k_ask, k_tell, k_env = jax.random.split(ts.key, 4)
         pop, es_state = self.strategy.ask(k_ask, ts.es_state, self.es_params)
+        pop = constrain_batch(pop)  # split the population over the devices of the mesh in context (if any)
         n = self.config.population_size
-        fresh = jax.vmap(self.env.reset)(jnp.broadcast_to(k_env, (n, *k_env.shape)))
+        fresh = constrain_batch(jax.vmap(self.env.reset)(jnp.broadcast_to(k_env, (n, *k_env.shape))))
         if self.pes:  # a new inner problem starts when evosax's counter wraps to 0
             restart = ts.es_state.inner_step_counter == 0
             state = jax.tree.map(lambda a, b: jnp.where(restart, a, b), fresh, ts.env_state)

@@ -31,6 +31,7 @@ def compare(
     episode_length: int | None = None,
     overrides: dict[str, dict[str, Any]] | None = None,
     progress: bool = True,
+    devices: int | None = None,
 ) -> dict[str, Any]:
     """Trains every agent for every seed in ``range(seeds)``; writes and returns the results.
 
@@ -43,6 +44,8 @@ def compare(
         episode_length: episode limit; ``None`` = the robot's Gymnasium limit.
         overrides: per-agent config overrides, ``{"ppo": {"num_envs": 64}}``.
         progress: print progress lines.
+        devices: split each JAX agent's env batch over this many of ``jax.devices()``
+            (``None`` = all); see :func:`gradgym.agents.train`.
     """
     from gradgym.agents.trainer import env_options, train
     from gradgym.envs.core import make
@@ -64,7 +67,7 @@ def compare(
         runs = []
         for seed in range(seeds):
             cfg = {"total_steps": budget, **(overrides or {}).get(name, {})}
-            runs.append(train(name, env, cfg, seed, progress=progress).summary())
+            runs.append(train(name, env, cfg, seed, progress=progress, devices=devices).summary())
         results["agents"][name] = {"runs": runs, **aggregate(runs)}
     results["total_wall_s"] = time.perf_counter() - t_start
     write_results(results, out)

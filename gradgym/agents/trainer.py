@@ -21,6 +21,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from gradgym import sharding
 from gradgym.agents import get_agent
 from gradgym.agents.base import NumpyPolicy, eval_horizon, eval_keys, make_evaluator
 from gradgym.agents.checkpoint import checkpoint_path, load_latest_checkpoint, save_checkpoint
@@ -63,6 +64,7 @@ def train(
     checkpoint_dir: str | None = None,
     resume: bool = False,
     progress: bool = True,
+    devices: int | None = None,
 ) -> TrainResult:
     """Trains ``agent`` on ``env`` for ``config.total_steps`` env steps.
 
@@ -76,6 +78,9 @@ def train(
             newest one is set aside with a warning and the previous one used).
         progress: show progress on stderr (a bar with steps/s, return and ETA on a terminal,
             periodic lines otherwise); ``False``: silent.
+        devices: JAX agents: split the env batch (``num_envs``; the population for es) over the
+            first ``devices`` of ``jax.devices()``, ``None`` = all (see ``gradgym.sharding``); the
+            batch must be divisible by it. sb3 (torch) ignores it.
 
     Returns:
         A :class:`TrainResult`.
@@ -87,16 +92,21 @@ def train(
         raise ValueError("resume=True needs checkpoint_dir: pass the folder the checkpoints were written to.")
     robot = env.robot if isinstance(env, BraxEnv) else env
     cfg = info.default_config(robot if isinstance(robot, str) else "", config)
+    sharding.resolve_devices(devices)  # a bad value fails before any compile
     if info.train_fn is not None:  # an agent with its own loop (sb3)
         train_fn = getattr(info.load(), info.train_fn)
         return train_fn(resolve_env(env), cfg, seed, checkpoint_dir=checkpoint_dir, resume=resume, progress=progress)
     dtype = getattr(cfg, "dtype", "float32")
     ctx = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
     with ctx:
-        return _train_jax(info.name, resolve_env(env, dtype), cfg, seed, checkpoint_dir, resume, progress)
+        return _train_jax(info.name, resolve_env(env, dtype), cfg, seed, checkpoint_dir, resume, progress, devices)
 
 
-def _train_jax(name, env, cfg, seed, checkpoint_dir, resume, progress) -> TrainResult:
+def _train_jax(name, env, cfg, seed, checkpoint_dir, resume, progress, devices=None) -> TrainResult:
+    mesh = sharding.make_mesh(devices)
+    batch_field = "num_envs" if hasattr(cfg, "num_envs") else "population_size"
+    batch = getattr(cfg, batch_field)
+    sharding.check_divisible(batch, mesh, batch_field)
     # The budget and evaluation fields do not change the compiled programs: share them.
     agent = build_agent(name, env, dataclasses.replace(cfg, total_steps=1, num_evals=1, eval_episodes=1))
     spi = agent.steps_per_iter
@@ -115,13 +125,17 @@ def _train_jax(name, env, cfg, seed, checkpoint_dir, resume, progress) -> TrainR
     if path is not None:
         curve, history = Curve(**header["curve"]), header["history"]
         start, elapsed = header["iteration"], header["wall_s"]
-    else:
+    iterate = agent.iterate
+    if mesh.size > 1:  # env batch split over the devices, the rest replicated; one compiled step
+        ts, iterate = sharding.place_state(ts, mesh, batch, batch_field), sharding.sharded_iterate(agent, mesh, batch)
+    if path is None:
         curve.append(0, 0.0, score(ts))
     with Progress(f"{name} {env.robot} seed {seed}", n_iters * spi, progress) as bar:
         bar.update(start * spi, elapsed, curve.returns[-1])
         for it in range(start, n_iters):
             t0 = time.perf_counter()
-            ts, metrics = agent.iterate(ts)
+            with sharding.mesh_context(mesh):
+                ts, metrics = iterate(ts)
             metrics = jax.device_get(metrics)
             elapsed += time.perf_counter() - t0
             for k, v in metrics.items():

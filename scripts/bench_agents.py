@@ -23,8 +23,8 @@ import jax
 from gradgym.agents.checkpoint import atomic_write
 
 
-def ppo_throughput(robot: str, iters: int, sb3_steps: int) -> dict:
-    """Steps/s of JAX PPO (jitted rollout+update) and SB3 PPO on ``robot`` (warm)."""
+def ppo_throughput(robot: str, iters: int, sb3_steps: int, devices: int | None = None) -> dict:
+    """Steps/s of JAX PPO (jitted rollout+update, env batch split over ``devices``) and SB3 PPO on ``robot`` (warm)."""
     from stable_baselines3 import PPO
     from torch import nn
 
@@ -33,19 +33,23 @@ def ppo_throughput(robot: str, iters: int, sb3_steps: int) -> dict:
     from gradgym.envs import make
     from gradgym.envs.robots import get_robot
     from gradgym.envs.sb3_vec_env import GradGymSB3VecEnv
+    from gradgym.sharding import make_mesh, mesh_context, place_state, sharded_iterate
 
     env = make(robot, episode_length=get_robot(robot).max_episode_steps)
     cfg = get_agent("ppo").default_config(robot)
     agent = build_agent("ppo", env, cfg)
-    ts = agent.init(jax.random.PRNGKey(0))
-    t0 = time.perf_counter()
-    ts, _ = agent.iterate(ts)
-    jax.block_until_ready(ts)
-    compile_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for _ in range(iters):
-        ts, _ = agent.iterate(ts)
-    jax.block_until_ready(ts)
+    ts, iterate, mesh = agent.init(jax.random.PRNGKey(0)), agent.iterate, make_mesh(devices)
+    if mesh.size > 1:  # as the trainer does
+        ts, iterate = place_state(ts, mesh, cfg.num_envs), sharded_iterate(agent, mesh, cfg.num_envs)
+    with mesh_context(mesh):
+        t0 = time.perf_counter()
+        ts, _ = iterate(ts)
+        jax.block_until_ready(ts)
+        compile_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for _ in range(iters):
+            ts, _ = iterate(ts)
+        jax.block_until_ready(ts)
     jax_rate = iters * agent.steps_per_iter / (time.perf_counter() - t0)
 
     import torch
@@ -60,7 +64,7 @@ def ppo_throughput(robot: str, iters: int, sb3_steps: int) -> dict:
     sb3_rate = sb3_steps / (time.perf_counter() - t0)
     venv.close()
     return {"robot": robot, "jax_ppo_steps_per_s": jax_rate, "jax_ppo_first_iter_s": compile_s,
-            "jax_ppo_num_envs": cfg.num_envs, "sb3_ppo_steps_per_s": sb3_rate, "sb3_ppo_num_envs": 8,
+            "jax_ppo_num_envs": cfg.num_envs, "jax_ppo_devices": mesh.size, "sb3_ppo_steps_per_s": sb3_rate, "sb3_ppo_num_envs": 8,
             "ratio": jax_rate / sb3_rate}
 
 
@@ -74,22 +78,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", type=int, default=50_000)
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--out", default="runs/bench_agents")
+    p.add_argument("--devices", type=int, default=None, help="split JAX env batches over N devices (default all)")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    summary: dict = {"command": vars(args)}
+    from gradgym.sharding import resolve_devices
+
+    used = resolve_devices(args.devices)
+    print(f"devices: {len(used)} of jax.devices() = {jax.devices()}", flush=True)
+    summary: dict = {"command": vars(args), "devices": [str(d) for d in used]}
     if args.throughput_robot:
-        tp = ppo_throughput(args.throughput_robot, args.jax_iters, args.sb3_steps)
+        tp = ppo_throughput(args.throughput_robot, args.jax_iters, args.sb3_steps, args.devices)
         summary["throughput"] = tp
         print(f"PPO throughput on {tp['robot']}: JAX {tp['jax_ppo_steps_per_s']:,.0f} steps/s "
-              f"({tp['jax_ppo_num_envs']} envs; first iteration incl. compile {tp['jax_ppo_first_iter_s']:.1f} s), "
+              f"({tp['jax_ppo_num_envs']} envs on {tp['jax_ppo_devices']} device(s); first iteration incl. compile {tp['jax_ppo_first_iter_s']:.1f} s), "
               f"SB3 {tp['sb3_ppo_steps_per_s']:,.0f} steps/s (8 envs): ratio {tp['ratio']:.1f}x", flush=True)
     from gradgym.agents.report import compare
 
     rows = []
     for robot in filter(None, args.robots.split(",")):
         t0 = time.perf_counter()
-        res = compare(robot, args.agents.split(","), args.seeds, args.budget, out / robot, progress=True)
+        res = compare(robot, args.agents.split(","), args.seeds, args.budget, out / robot, progress=True,
+                      devices=args.devices)
         for name, a in res["agents"].items():
             rows.append({"robot": robot, "agent": name, **{k: v for k, v in a.items() if k != "runs"}})
         print(f"{robot}: done in {time.perf_counter() - t0:.0f} s", flush=True)

@@ -29,6 +29,22 @@ def _agent_list(text: str) -> list[str]:
     return names
 
 
+HORIZON_HELP = ("window of the gradient agents (apg, shac) in env steps, or 'auto' (shac): the truncation "
+                "horizon `gradgym diagnose` recommends for the initial policy")
+
+
+def _horizon(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--horizon must be a positive int or 'auto', got {text!r}.")
+    return value
+
+
 DEVICES_HELP = ("split each JAX agent's env batch / ES population over the first N of jax.devices() "
                 "(default: all; the batch must be divisible by N)")
 
@@ -63,6 +79,9 @@ def run_compare(args: argparse.Namespace) -> int:
     agents = _agent_list(args.agents)
     out = args.out or f"runs/compare-{args.env}-{time.strftime('%Y%m%d-%H%M%S')}"
     overrides = _overrides(args.config)
+    for a in ("apg", "shac"):
+        if args.horizon is not None and a in agents and (a == "shac" or args.horizon != "auto"):
+            overrides[a] = {**overrides.get(a, {}), "horizon": args.horizon}
     per_agent = {a: overrides.get(a, {}) for a in agents} if overrides else None
     t0 = time.perf_counter()
     results = compare(args.env, agents, args.seeds, args.budget, out, episode_length=args.episode_length,
@@ -81,6 +100,8 @@ def run_train(args: argparse.Namespace) -> int:
     cfg = _overrides(args.config)
     if args.budget is not None:
         cfg["total_steps"] = args.budget
+    if args.horizon is not None:
+        cfg["horizon"] = args.horizon
     env = make(args.env, episode_length=args.episode_length or get_robot(args.env).max_episode_steps)
     result = train(args.agent, env, cfg, args.seed, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
                    progress=not args.quiet, devices=args.devices)
@@ -111,6 +132,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"episode limit (default {DEFAULT_EPISODE_LENGTH} for the default robot, else its Gym limit)")
     p.add_argument("--config", default=None, help='per-agent overrides as JSON, e.g. \'{"ppo": {"num_envs": 64}}\'')
     p.add_argument("--out", default=None, help="run folder (default runs/compare-<env>-<time>)")
+    p.add_argument("--horizon", type=_horizon, default=None, help=HORIZON_HELP)
     p.add_argument("--devices", type=_devices, default=None, metavar="N", help=DEVICES_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_compare_with_defaults)
@@ -122,6 +144,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--budget", type=int, default=None, help="env steps (default: the agent's total_steps)")
     t.add_argument("--episode-length", type=int, default=None, help="episode limit (default: the robot's Gym limit)")
     t.add_argument("--config", default=None, help='config overrides as JSON, e.g. \'{"learning_rate": 1e-3}\'')
+    t.add_argument("--horizon", type=_horizon, default=None, help=HORIZON_HELP)
     t.add_argument("--checkpoint-dir", default=None, help="write checkpoints here")
     t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --checkpoint-dir")
     t.add_argument("--out", default=None, help="write the run summary (curve, metrics) as JSON here")

@@ -81,6 +81,9 @@ class EsConfig(CommonConfig):
 
 ROBOT_DEFAULTS: dict[str, dict[str, Any]] = {
     "inverted_pendulum": {"population_size": 16, "sigma": 0.1, "learning_rate": 0.05},
+    # Locomotion: fitness over 200-step unrolls (5x more generations per env step than whole episodes).
+    "halfcheetah": {"horizon": 200},
+    "ant": {"horizon": 200},
 }
 
 

@@ -92,6 +92,10 @@ ROBOT_DEFAULTS: dict[str, dict[str, Any]] = {
     "inverted_pendulum": {"num_envs": 16, "rollout_steps": 32, "learning_rate": 1e-3},
     "reacher": {"rollout_steps": 50},
     "ant": {"num_envs": 64, "rollout_steps": 32, "ent_coef": 1e-2},
+    # Measured best of two 1M-step candidates on the 2-core CPU (docs/agents.md, "Tuning"): many small
+    # minibatches (320 updates of 64 samples per 2,048 steps), a short-sighted discount, a wide critic.
+    "halfcheetah": {"num_envs": 16, "rollout_steps": 128, "epochs": 10, "minibatches": 32, "gamma": 0.98,
+                    "gae_lambda": 0.92, "value_hidden": (256, 256)},
 }
 
 

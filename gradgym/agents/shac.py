@@ -27,12 +27,18 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 
-from gradgym.agents.base import init_policy_params, policy_net, strong_types
+from gradgym.agents.base import (
+    apply_finite_update,
+    init_policy_params,
+    make_optimizer,
+    observe,
+    policy_net,
+    strong_types,
+)
 from gradgym.agents.config import CommonConfig, check_float, check_int
-from gradgym.agents.normalize import RunningStats, init_stats, normalize, update_stats
+from gradgym.agents.normalize import RunningStats, init_stats, normalize
 from gradgym.envs.core import BraxEnv, State
 from gradgym.nets import MLP
 
@@ -193,17 +199,6 @@ class ShacState:
     skipped: jax.Array
 
 
-def _finite_update(optimizer, grads, opt_state, params):
-    """One optimiser step, or none if the gradient is non-finite; returns (params, opt_state, norm, finite)."""
-    norm = optax.tree.norm(grads)
-    finite = jnp.isfinite(norm)
-    grads = jax.tree.map(lambda g: jnp.where(finite, g, 0.0), grads)
-    updates, new_opt = optimizer.update(grads, opt_state, params)
-    new_params = optax.apply_updates(params, updates)
-    keep = lambda a, b: jax.tree.map(lambda x, y: jnp.where(finite, x, y), a, b)  # noqa: E731
-    return keep(new_params, params), keep(new_opt, opt_state), norm, finite
-
-
 class Shac:
     """SHAC on one env and config; :meth:`iterate` is one jitted window + actor and critic updates."""
 
@@ -221,10 +216,8 @@ class Shac:
         self.steps_per_iter = config.num_envs * config.horizon
         self._policy_fn = policy_net(env.action_size, config.hidden, config.activation)[1]
         self.value = MLP((*config.value_hidden, 1), config.activation)
-        b1, b2 = config.betas
-        clip = optax.clip_by_global_norm(config.max_grad_norm)
-        self.actor_opt = optax.chain(clip, optax.adam(config.actor_lr, b1=b1, b2=b2))
-        self.critic_opt = optax.chain(clip, optax.adam(config.critic_lr, b1=b1, b2=b2))
+        self.actor_opt = make_optimizer(config.actor_lr, config.max_grad_norm, config.betas)
+        self.critic_opt = make_optimizer(config.critic_lr, config.max_grad_norm, config.betas)
         self.init = jax.jit(lambda key: strong_types(self._init(key)))
         self.iterate = jax.jit(lambda ts: strong_types(self._iterate(ts)))
 
@@ -296,16 +289,16 @@ class Shac:
         critic, opt, skipped = carry
         obs_n, target = batch
         loss, grads = jax.value_and_grad(lambda c: jnp.mean((self.v(c, obs_n) - target) ** 2))(critic)
-        critic, opt, _, finite = _finite_update(self.critic_opt, grads, opt, critic)
-        return (critic, opt, skipped + (~finite).astype(jnp.int32)), loss
+        critic, opt, skipped, _ = apply_finite_update(self.critic_opt, grads, opt, critic, skipped)
+        return (critic, opt, skipped), loss
 
     def _iterate(self, ts: ShacState) -> tuple[ShacState, dict[str, jax.Array]]:
         cfg = self.config
         key, k_win, k_perm = jax.random.split(ts.key, 3)
         grads, (env_state, obs, obs_n, rewards, v_next, dones) = jax.grad(self.actor_loss, has_aux=True)(
             ts.actor, ts.target, ts.stats, ts.env_state, k_win)
-        actor, actor_opt, grad_norm, finite = _finite_update(self.actor_opt, grads, ts.actor_opt, ts.actor)
-        skipped = ts.skipped + (~finite).astype(jnp.int32)
+        actor, actor_opt, skipped, grad_norm = apply_finite_update(self.actor_opt, grads, ts.actor_opt, ts.actor,
+                                                                   ts.skipped)
 
         targets = self.critic_targets(rewards, v_next, dones)
         m = cfg.horizon * cfg.num_envs
@@ -319,7 +312,7 @@ class Shac:
             epoch, (ts.critic, ts.critic_opt, skipped), jax.random.split(k_perm, cfg.critic_iterations))
         a = cfg.target_alpha
         target = jax.tree.map(lambda t, c: a * t + (1.0 - a) * c, ts.target, critic)
-        stats = update_stats(ts.stats, obs) if cfg.obs_norm else ts.stats
+        stats = observe(cfg, ts.stats, obs)
         ts = ShacState(actor=actor, critic=critic, target=target, actor_opt=actor_opt, critic_opt=critic_opt,
                        stats=stats, env_state=env_state, key=key, skipped=skipped)
         return ts, {"loss": -jnp.mean(rewards), "grad_norm": grad_norm, "value_loss": jnp.mean(v_loss),

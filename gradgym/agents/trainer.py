@@ -103,6 +103,9 @@ def train(
 
 
 def _train_jax(name, env, cfg, seed, checkpoint_dir, resume, progress, devices=None) -> TrainResult:
+    resolve = getattr(get_agent(name).load(), "resolve_for_env", None)  # e.g. shac's horizon="auto"
+    if resolve is not None:
+        cfg = resolve(cfg, env, seed)
     mesh = sharding.make_mesh(devices)
     batch_field = "num_envs" if hasattr(cfg, "num_envs") else "population_size"
     batch = getattr(cfg, batch_field)

@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, TextColumn
 from rich.progress import Progress as RichProgress
+from rich.table import Column
 
 
 def _clock(seconds: float) -> str:
@@ -51,17 +52,24 @@ class Progress:
         if enabled:
             self._console = console or Console(stderr=True)
             if self._console.is_terminal:
+                # The numbers keep their room; the label, then the bar, give way on a narrow terminal.
+                room = self._console.width - len(self._stats(self.total, 99_999.0, -9_999.0, 0.0)) - 2
+                label_w = min(len(label), max(8, room - 6))
                 self._bar = RichProgress(
-                    TextColumn("[bold]{task.description}"),
-                    BarColumn(),
-                    TextColumn("{task.completed:,.0f}/{task.total:,.0f} env steps"),
-                    TextColumn("{task.fields[rate]} steps/s"),
-                    TextColumn("return {task.fields[ret]}"),
-                    TextColumn("ETA {task.fields[eta]}"),
+                    TextColumn(
+                        "[bold]{task.description}",
+                        table_column=Column(width=label_w, no_wrap=True, overflow="ellipsis"),
+                    ),
+                    BarColumn(bar_width=max(4, min(40, room - label_w - 1))),
+                    TextColumn("{task.fields[stats]}", table_column=Column(no_wrap=True)),
                     console=self._console,
                 )
-                self._task = self._bar.add_task(label, total=self.total, rate="-", ret="n/a", eta=_clock(math.inf))
+                self._task = self._bar.add_task(label, total=self.total, stats=self._stats(0, 0.0, None, math.inf))
                 self._bar.start()
+
+    def _stats(self, steps: int, rate: float, ret: float | None, eta: float) -> str:
+        r = "n/a" if ret is None else f"{ret:.2f}"
+        return f"{steps:,}/{self.total:,} · {rate:,.0f} steps/s · return {r} · ETA {_clock(eta)}"
 
     @property
     def is_bar(self) -> bool:
@@ -76,20 +84,18 @@ class Progress:
         if not self.enabled:
             return
         rate = steps / wall_s if wall_s > 0 else 0.0
-        eta = (self.total - steps) / rate if rate > 0 else math.inf
-        r = "n/a" if ret is None else f"{ret:.2f}"
+        eta = max(0.0, (self.total - steps) / rate) if rate > 0 else math.inf
         if self._bar is not None:
-            self._bar.update(
-                self._task, completed=min(steps, self.total), rate=f"{rate:,.0f}", ret=r, eta=_clock(max(0.0, eta))
-            )
+            self._bar.update(self._task, completed=min(steps, self.total), stats=self._stats(steps, rate, ret, eta))
             return
+        r = "n/a" if ret is None else f"{ret:.2f}"
         now = time.perf_counter()
         if not force and now - self._last < self.every_s:
             return
         self._last = now
         print(
             f"[{self.label}] {steps:,}/{self.total:,} env steps ({100 * steps / self.total:.0f}%) | "
-            f"{rate:,.0f} steps/s | return {r} | {wall_s:.1f} s | ETA {_clock(max(0.0, eta))}",
+            f"{rate:,.0f} steps/s | return {r} | {wall_s:.1f} s | ETA {_clock(eta)}",
             file=self._console.file if self._console is not None else sys.stderr,
             flush=True,
         )

@@ -4,6 +4,7 @@ import ast
 import io
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from gradgym.agents import AGENTS
@@ -30,15 +31,19 @@ def test_plain_lines_when_not_a_terminal():
     assert "ETA 0:00:04" in lines[0]  # 900 steps left at 200 steps/s: 4.5 s
 
 
-def test_bar_on_a_terminal():
+@pytest.mark.parametrize("width", [80, 160])
+def test_bar_on_a_terminal(width):
     buf = io.StringIO()
-    bar = Progress("ppo pend seed 0", 1000, True, console=Console(file=buf, force_terminal=True, width=160))
+    label = "ppo inverted_pendulum seed 0"
+    bar = Progress(label, 1000, True, console=Console(file=buf, force_terminal=True, width=width))
     assert bar.is_bar
     _feed(bar)
-    out = buf.getvalue()
-    assert "━" in out and "1,000/1,000 env steps" in out and "200 steps/s" in out and "return 20.00" in out
-    assert "ETA 0:00:00" in out
+    last = buf.getvalue().split("\r")[-1]
+    # The numbers stay whole on a narrow terminal (the label gives way); a bar is drawn.
+    assert "━" in last and "1,000/1,000 · 200 steps/s · return 20.00 · ETA 0:00:00" in last
+    assert (label in last) == (width == 160)
     bar.update(5, 1.0, 0.0)  # after close: nothing, no error
+    assert buf.getvalue().split("\r")[-1] == last
 
 
 def test_disabled_is_silent(capsys):

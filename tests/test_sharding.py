@@ -196,3 +196,21 @@ def test_vector_shells_split_the_batch_and_match_one_device(four_devices):
     assert r["layout"] and all(lay == [4, [2]] for lay in r["layout"])
     assert r["cache_size"] == 1
     assert "num_envs (6)" in r["indivisible"] and "(4)" in r["indivisible"]
+
+
+def test_cli_devices_option():
+    import argparse
+
+    from gradgym.agents.cli import _devices
+
+    assert _devices("all") is None and _devices("3") == 3
+    for bad in ("0", "-2", "x"):
+        with pytest.raises(argparse.ArgumentTypeError, match="--devices"):
+            _devices(bad)
+
+
+def test_compare_rejects_bad_devices(tmp_path):
+    from gradgym.agents.report import compare
+
+    with pytest.raises(ValueError, match="devices"):
+        compare("inverted_pendulum", ["ppo"], 1, 100, tmp_path, devices=len(jax.devices()) + 1)

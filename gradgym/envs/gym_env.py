@@ -3,16 +3,18 @@
 A thin stateful shell over the functional core (:mod:`gradgym.envs.core`): it
 owns the RNG (``self.np_random``), converts JAX outputs to numpy float32
 copies / Python ``float`` / Python ``bool``, validates actions, and renders.
-Compiled ``reset``/``step`` are cached per core env object, and the core env
-is cached per options, so a second instance with the same options (or
-Gymnasium's checker re-making the env) does not recompile.
+Compiled ``reset``/``step`` are cached per core env object (the shells' one
+cache, :mod:`gradgym.envs.compiled`), and the core env is cached per options,
+so a second instance with the same options (or Gymnasium's checker re-making
+the env) does not recompile.
 """
 
 from __future__ import annotations
 
 import collections
+import numbers
 import os
-import weakref
+import reprlib
 from typing import Any
 
 import gymnasium
@@ -21,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradgym.envs import render as _render
+from gradgym.envs.compiled import compiled, strong_types
 from gradgym.envs.core import NOISE_OPTIONS, BraxEnv, State, make
 from gradgym.envs.robots import get_robot
 
@@ -44,13 +47,10 @@ def make_core(robot: str, backend: str | None, options: dict[str, Any]) -> BraxE
     return make(robot, backend, **options)
 
 
-def strong_types(tree: Any) -> Any:
-    """Drops JAX weak types so a jitted step's output state matches its input (no retrace)."""
-    return jax.tree.map(lambda x: jax.lax.convert_element_type(x, jnp.asarray(x).dtype), tree)
-
-
-class _Compiled:
+class Single:
     """Jitted single-env ``reset(seed)``/``step(state, action)`` of one core env.
+
+    Build with ``compiled(env, Single)`` (:mod:`gradgym.envs.compiled`) so it is made once per core env.
 
     Both return ``(state, packed)``: one float32 vector holding the
     observation, then reward, terminated, diverged and the metrics (sorted
@@ -78,32 +78,54 @@ class _Compiled:
         self.reset, self.step = jax.jit(reset), jax.jit(step)
 
 
-_CACHE: weakref.WeakKeyDictionary[BraxEnv, _Compiled] = weakref.WeakKeyDictionary()
-
-
-def _compiled(env: BraxEnv) -> _Compiled:
-    """The jitted single-env functions of ``env``, built once per core env object."""
-    fns = _CACHE.get(env)
-    if fns is None:
-        fns = _CACHE[env] = _Compiled(env)
-    return fns
+F32_MAX = float(np.finfo(np.float32).max)
 
 
 def check_action(action: Any, shape: tuple[int, ...], what: str = "action") -> np.ndarray:
-    """``action`` as a float32 array of exactly ``shape`` with finite entries, else ValueError."""
+    """``action`` as a float32 array of exactly ``shape`` with finite entries, else ValueError.
+
+    Accepts real numbers (floats, ints, lists of them, numpy/JAX arrays). Rejects,
+    naming the value: anything that is not an array of real numbers (strings, even
+    numeric ones; bools; complex numbers; ``None``; other objects), the wrong
+    shape, NaN/inf, and values that do not fit in float32 (which would become inf).
+    """
+
+    def fail(why: str) -> ValueError:
+        return ValueError(
+            f"{what} must be a real-valued numeric array of shape {shape}, got {reprlib.repr(action)}: {why}."
+        )
+
     try:
-        a = np.asarray(action, dtype=np.float32)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{what} must be a numeric array of shape {shape}, got {action!r} ({e}).") from None
+        a = np.asarray(action)
+    except (TypeError, ValueError) as e:  # e.g. ragged nested lists
+        raise fail(str(e)) from None
+    if a.dtype.kind == "O":  # Python ints beyond int64, lists mixing numbers and None, arbitrary objects
+        odd = next((x for x in a.flat if not isinstance(x, numbers.Real) or isinstance(x, (bool, np.bool_))), a)
+        if odd is not a:
+            raise fail(f"it contains {reprlib.repr(odd)}, which is not a real number")
+        try:
+            a = a.astype(np.float64)
+        except (TypeError, ValueError, OverflowError) as e:
+            raise fail(str(e)) from None
+    if a.dtype.kind not in "fiu":
+        raise fail(f"dtype {a.dtype} is not a real number type")
     if a.shape != shape:
         raise ValueError(
-            f"{what} has shape {a.shape}, expected {shape}; pass a float32 array of shape {shape} "
-            "(see action_space)."
+            f"{what} has shape {a.shape}, expected {shape}; pass a float32 array of shape {shape} (see action_space)."
         )
     if not np.all(np.isfinite(a)):
         bad = np.argwhere(~np.isfinite(a)).tolist()
-        raise ValueError(f"{what} contains non-finite values (NaN/inf at indices {bad}): {a.tolist()}; pass finite numbers.")
-    return a
+        raise ValueError(
+            f"{what} contains non-finite values (NaN/inf at indices {bad}): {a.tolist()}; pass finite numbers."
+        )
+    if a.dtype.itemsize > 4 or a.dtype.kind in "iu":
+        big = np.abs(a.astype(np.float64)) > F32_MAX
+        if big.any():
+            raise ValueError(
+                f"{what} has values beyond the float32 range (|x| > {F32_MAX:.4g}) at indices "
+                f"{np.argwhere(big).tolist()}: {a[big].tolist()}; pass float32-sized numbers."
+            )
+    return a.astype(np.float32)
 
 
 class GradGymEnv(gymnasium.Env):
@@ -153,7 +175,9 @@ class GradGymEnv(gymnasium.Env):
     ):
         self.core = make_core(robot, backend, options)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}.")
+            raise ValueError(
+                f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}."
+            )
         self.render_mode = render_mode
         self.width, self.height = _render._check_size(width, height)
         self.metadata = {**type(self).metadata, "render_fps": int(round(1.0 / self.core.dt))}
@@ -161,7 +185,7 @@ class GradGymEnv(gymnasium.Env):
         self.action_space = gymnasium.spaces.Box(low=low, high=high, dtype=np.float32)
         n_obs = self.core.observation_size
         self.observation_space = gymnasium.spaces.Box(-np.inf, np.inf, (n_obs,), np.float32)
-        self._fns = _compiled(self.core)
+        self._fns = compiled(self.core, Single)
         self._state: State | None = None
         self._diverged = False
         self.record = render_mode is not None if record is None else bool(record)
@@ -184,8 +208,10 @@ class GradGymEnv(gymnasium.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Starts an episode; the JAX key is drawn from ``self.np_random``."""
         super().reset(seed=seed)
+        if options is not None and not isinstance(options, dict):
+            raise ValueError(f"reset options must be None or a dict, got {reprlib.repr(options)}; pass options=None.")
         if options:
-            raise ValueError(f"GradGymEnv.reset takes no options, got {sorted(options)}; pass options=None.")
+            raise ValueError(f"GradGymEnv.reset takes no options, got {sorted(options, key=repr)}; pass options=None.")
         key_seed = self.np_random.integers(0, 2**32 - 1, dtype=np.uint32)
         self._states.clear()
         obs, _, _, info = self._outputs(*self._fns.reset(key_seed))

@@ -11,6 +11,7 @@ Any SB3 algorithm (PPO, SAC, ...) trains on it unchanged; wrap it in
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,7 +26,6 @@ from gradgym.envs.core import State
 from gradgym.envs.gym_env import check_action, make_core
 from gradgym.envs.robots import get_robot
 from gradgym.envs.vector_env import MODES, NO_LIMIT, SeedStreams, batched, check_max_steps, check_num_envs
-from gradgym.sharding import BatchPlacer
 
 
 class GradGymSB3VecEnv(VecEnv):
@@ -47,9 +47,6 @@ class GradGymSB3VecEnv(VecEnv):
         render_mode: ``None`` or ``"rgb_array"`` (``get_images`` / ``render``).
         width: frame width.
         height: frame height.
-        devices: ``None`` (default): the batch lives on JAX's default device. An int N (or
-            ``"all"``): split it over the first N of ``jax.devices()`` (``num_envs`` must be
-            divisible by N); see :mod:`gradgym.sharding`.
         **options: noise options of :func:`gradgym.envs.make`.
     """
 
@@ -64,7 +61,6 @@ class GradGymSB3VecEnv(VecEnv):
         render_mode: str | None = None,
         width: int = _render.DEFAULT_WIDTH,
         height: int = _render.DEFAULT_HEIGHT,
-        devices: int | str | None = None,
         **options: Any,
     ):
         self.core = make_core(robot, backend, options)
@@ -82,7 +78,6 @@ class GradGymSB3VecEnv(VecEnv):
         obs_space = gymnasium.spaces.Box(-np.inf, np.inf, (n_obs,), np.float32)
         self._fns = batched(self.core)
         self._streams = SeedStreams(check_num_envs(num_envs))
-        self._place = BatchPlacer(devices, int(num_envs))
         self._state: State | None = None
         self._actions: np.ndarray | None = None
         self._renderer: _render.FrameRenderer | None = None
@@ -90,6 +85,14 @@ class GradGymSB3VecEnv(VecEnv):
         self.metadata = {**self.metadata, "render_fps": int(round(1.0 / self.core.dt))}
 
     # -- core protocol ----------------------------------------------------------
+    def seed(self, seed: int | None = None) -> Sequence[int | None]:
+        """Seeds for the next ``reset``: ``seed + i`` for env ``i`` (SB3's convention); ``None`` draws one."""
+        if seed is not None and (
+            isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0
+        ):
+            raise ValueError(f"seed must be None or an int >= 0, got {reprlib.repr(seed)}.")
+        return super().seed(None if seed is None else int(seed))
+
     def reset(self) -> np.ndarray:
         """Resets all envs with the seeds from ``seed()`` (then forgotten); reset infos in ``reset_infos``."""
         seeds = None
@@ -97,7 +100,7 @@ class GradGymSB3VecEnv(VecEnv):
             seeds = [None if s is None else int(s) for s in self._seeds]
         if any(self._options):
             raise ValueError(f"GradGymSB3VecEnv takes no reset options, got {self._options}; call set_options(None).")
-        self._state, obs, scal = self._place(self._fns.reset(self._streams.draw(seeds)))
+        self._state, obs, scal = self._fns.reset(self._streams.draw(seeds))
         obs = np.array(jax.device_get(obs))
         self.reset_infos = [{} for _ in range(self.num_envs)]
         self._reset_seeds()
@@ -114,9 +117,9 @@ class GradGymSB3VecEnv(VecEnv):
         if self._actions is None:
             raise RuntimeError("step_wait() called without step_async(actions).")
         no_reset, same_step = np.zeros(self.num_envs, bool), np.int32(MODES[AutoresetMode.SAME_STEP])
-        self._state, _, obs, final_obs, scal, _ = self._place(self._fns.step(
+        self._state, _, obs, final_obs, scal, _ = self._fns.step(
             self._state, no_reset, self._actions, self._max_steps, same_step
-        ))
+        )
         self._actions = None
         obs, scal = jax.device_get((obs, scal))
         scal = np.asarray(scal)
@@ -152,7 +155,9 @@ class GradGymSB3VecEnv(VecEnv):
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
         if self._indices(indices) != list(range(self.num_envs)):
-            raise ValueError(f"set_attr({attr_name!r}) must target all envs (indices=None): they share one batched core.")
+            raise ValueError(
+                f"set_attr({attr_name!r}) must target all envs (indices=None): they share one batched core."
+            )
         setattr(self, attr_name, value)
 
     def env_method(self, method_name: str, *method_args, indices: VecEnvIndices = None, **method_kwargs) -> list[Any]:

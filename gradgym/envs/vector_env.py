@@ -7,12 +7,13 @@ Python loop over envs. Finished episodes restart from a freshly sampled initial
 state whose key is split off the episode key (never a cached first state).
 
 The batched kernel (:func:`batched`) is shared with the SB3 shell
-(:mod:`gradgym.envs.sb3_vec_env`) and cached per core env object.
+(:mod:`gradgym.envs.sb3_vec_env`) and cached per core env object in the
+shells' one compiled-function cache (:mod:`gradgym.envs.compiled`).
 """
 
 from __future__ import annotations
 
-import weakref
+import reprlib
 from typing import Any
 
 import gymnasium
@@ -24,10 +25,10 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from gradgym.envs import render as _render
+from gradgym.envs.compiled import compiled, strong_types
 from gradgym.envs.core import BraxEnv, State
-from gradgym.envs.gym_env import check_action, make_core, strong_types
+from gradgym.envs.gym_env import check_action, make_core
 from gradgym.envs.robots import get_robot
-from gradgym.sharding import BatchPlacer
 
 NO_LIMIT = np.iinfo(np.int32).max
 COLS = ("reward", "terminated", "truncated", "diverged")
@@ -87,9 +88,7 @@ class Batched:
             done = term | trunc
             reset_now = needs_reset | ((mode == 1) & done)
             # Fresh initial states (new physics, new noise) only on steps where some env restarts.
-            fresh = jax.lax.cond(
-                jnp.any(reset_now), lambda: strong_types(jax.vmap(env.reset)(reset_keys)), lambda: nxt
-            )
+            fresh = jax.lax.cond(jnp.any(reset_now), lambda: strong_types(jax.vmap(env.reset)(reset_keys)), lambda: nxt)
             out = where(reset_now, fresh, nxt)
             reward = jnp.where(live, nxt.reward, 0.0)
             sc = scal(reward, term, trunc, live & nxt.diverged, out.metrics)
@@ -98,24 +97,24 @@ class Batched:
         self.reset, self.select, self.step = jax.jit(reset), jax.jit(select), jax.jit(step)
 
 
-_CACHE: weakref.WeakKeyDictionary[BraxEnv, Batched] = weakref.WeakKeyDictionary()
-
-
 def batched(env: BraxEnv) -> Batched:
     """The jitted batched kernels of ``env``, built once per core env object."""
-    fns = _CACHE.get(env)
-    if fns is None:
-        fns = _CACHE[env] = Batched(env)
-    return fns
+    return compiled(env, Batched)
 
 
 def check_max_steps(max_episode_steps: int | None) -> int:
-    """``None``/-1 -> no limit; a positive int -> itself; anything else -> ValueError."""
-    if max_episode_steps is None or max_episode_steps == -1:
+    """``None``/-1 -> no limit; an int in [1, 2**31 - 1] -> itself; anything else -> ValueError."""
+    if max_episode_steps is None:
         return int(NO_LIMIT)
-    if isinstance(max_episode_steps, bool) or not isinstance(max_episode_steps, (int, np.integer)) or max_episode_steps < 1:
-        raise ValueError(f"max_episode_steps must be a positive int, None or -1 (no limit), got {max_episode_steps!r}.")
-    return int(max_episode_steps)
+    if (
+        isinstance(max_episode_steps, (bool, np.bool_))
+        or not isinstance(max_episode_steps, (int, np.integer))
+        or not (max_episode_steps == -1 or 1 <= max_episode_steps <= NO_LIMIT)
+    ):
+        raise ValueError(
+            f"max_episode_steps must be a positive int (at most {NO_LIMIT}), None or -1 (no limit), got {max_episode_steps!r}."
+        )
+    return int(NO_LIMIT) if max_episode_steps == -1 else int(max_episode_steps)
 
 
 def parse_autoreset_mode(mode: AutoresetMode | str) -> AutoresetMode:
@@ -123,7 +122,10 @@ def parse_autoreset_mode(mode: AutoresetMode | str) -> AutoresetMode:
     if isinstance(mode, AutoresetMode):
         return mode
     for m in AutoresetMode:
-        if isinstance(mode, str) and mode.lower().replace("_", "") in (m.value.lower(), m.name.lower().replace("_", "")):
+        if isinstance(mode, str) and mode.lower().replace("_", "") in (
+            m.value.lower(),
+            m.name.lower().replace("_", ""),
+        ):
             return m
     raise ValueError(
         f"Unknown autoreset_mode {mode!r}; use a gymnasium.vector.AutoresetMode: "
@@ -161,7 +163,13 @@ class SeedStreams:
         elif isinstance(seed, (list, tuple)) and len(seed) == self.n:
             seeds = list(seed)
         else:
-            raise ValueError(f"seed must be None, an int or a list of {self.n} ints/None, got {seed!r}.")
+            raise ValueError(f"seed must be None, an int or a list of {self.n} ints/None, got {reprlib.repr(seed)}.")
+        for i, s in enumerate(seeds):
+            if s is not None and (isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)) or s < 0):
+                raise ValueError(
+                    f"seed for sub-env {i} must be None or an int >= 0, got {s!r} (from seed={reprlib.repr(seed)})."
+                )
+        seeds = [None if s is None else int(s) for s in seeds]
         if self.rngs is None:
             self.rngs = [seeding.np_random(s)[0] for s in seeds]
         else:
@@ -191,9 +199,6 @@ class GradGymVectorEnv(VectorEnv):
         render_mode: ``None`` or ``"rgb_array"`` (``render()`` returns a tuple of frames).
         width: frame width.
         height: frame height.
-        devices: ``None`` (default): the batch lives on JAX's default device. An int N (or
-            ``"all"``): split it over the first N of ``jax.devices()`` (``num_envs`` must be
-            divisible by N); each device steps its share (see :mod:`gradgym.sharding`).
         **options: noise options of :func:`gradgym.envs.make`.
 
     ## Version History
@@ -212,12 +217,10 @@ class GradGymVectorEnv(VectorEnv):
         render_mode: str | None = None,
         width: int = _render.DEFAULT_WIDTH,
         height: int = _render.DEFAULT_HEIGHT,
-        devices: int | str | None = None,
         **options: Any,
     ):
         self.core = make_core(robot, backend, options)
         self.num_envs = check_num_envs(num_envs)
-        self._place = BatchPlacer(devices, self.num_envs)
         self.max_episode_steps = None if check_max_steps(max_episode_steps) == NO_LIMIT else int(max_episode_steps)
         self._max_steps = np.int32(check_max_steps(max_episode_steps))
         self.autoreset_mode = parse_autoreset_mode(autoreset_mode)
@@ -245,20 +248,24 @@ class GradGymVectorEnv(VectorEnv):
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
         """Resets all sub-envs (or those in ``options["reset_mask"]``); int seeds become ``seed + i``."""
+        if options is not None and not isinstance(options, dict):
+            raise ValueError(f"reset options must be None or a dict, got {reprlib.repr(options)}.")
         options = dict(options or {})
         mask = options.pop("reset_mask", None)
         if options:
-            raise ValueError(f"Unknown reset option(s) {sorted(options)}; only 'reset_mask' is supported.")
+            raise ValueError(f"Unknown reset option(s) {sorted(options, key=repr)}; only 'reset_mask' is supported.")
         if mask is None:
-            self._state, obs, scal = self._place(self._fns.reset(self._seeds.draw(seed)))
+            self._state, obs, scal = self._fns.reset(self._seeds.draw(seed))
             mask = np.ones(self.num_envs, bool)
         else:
             if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_ or mask.shape != (self.num_envs,):
-                raise ValueError(f"options['reset_mask'] must be a bool np.ndarray of shape ({self.num_envs},), got {mask!r}.")
+                raise ValueError(
+                    f"options['reset_mask'] must be a bool np.ndarray of shape ({self.num_envs},), got {mask!r}."
+                )
             if self._state is None:
                 raise gymnasium.error.ResetNeeded("reset_mask needs a full reset() first: call reset(seed=...).")
-            fresh, _, _ = self._place(self._fns.reset(self._seeds.draw(seed, mask)))
-            self._state, obs, scal = self._place(self._fns.select(mask, fresh, self._state))
+            fresh, _, _ = self._fns.reset(self._seeds.draw(seed, mask))
+            self._state, obs, scal = self._fns.select(mask, fresh, self._state)
         self._needs_reset[mask] = False
         obs, scal = jax.device_get((obs, scal))
         return np.array(obs), info_block(self._fns.metrics, np.asarray(scal), mask)
@@ -276,13 +283,15 @@ class GradGymVectorEnv(VectorEnv):
                 "reset(options={'reset_mask': mask}) for them before step()."
             )
         needs = self._needs_reset if mode == AutoresetMode.NEXT_STEP else np.zeros(self.num_envs, bool)
-        self._state, needs, obs, final_obs, scal, final_scal = self._place(self._fns.step(
+        self._state, needs, obs, final_obs, scal, final_scal = self._fns.step(
             self._state, needs, a, self._max_steps, np.int32(MODES[mode])
-        ))
+        )
         needs, obs, scal = jax.device_get((needs, obs, scal))
         scal, names = np.asarray(scal), self._fns.metrics
         done = (scal[:, 1] > 0) | (scal[:, 2] > 0)
-        self._needs_reset = np.array(needs) if mode == AutoresetMode.NEXT_STEP else done & (mode == AutoresetMode.DISABLED)
+        self._needs_reset = (
+            np.array(needs) if mode == AutoresetMode.NEXT_STEP else done & (mode == AutoresetMode.DISABLED)
+        )
         infos = info_block(names, scal, np.ones(self.num_envs, bool))
         if mode == AutoresetMode.SAME_STEP and done.any():
             final_obs, final_scal = jax.device_get((final_obs, final_scal))

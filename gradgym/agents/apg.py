@@ -21,7 +21,7 @@ import jax.numpy as jnp
 
 from gradgym.agents.base import GradientState as ApgState
 from gradgym.agents.base import apply_finite_update, init_train_state, make_optimizer, observe, policy_net, strong_types
-from gradgym.agents.config import CommonConfig, check_choice, check_float, check_int
+from gradgym.agents.config import CommonConfig, check_bool, check_choice, check_float, check_int
 from gradgym.agents.normalize import RunningStats, normalize
 from gradgym.envs.core import BraxEnv, State
 
@@ -62,8 +62,7 @@ class ApgConfig(CommonConfig):
                 )
         check_float("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
         check_float("max_grad_norm", self.max_grad_norm, 0.0, low_open=True)
-        if not isinstance(self.obs_norm, bool):
-            raise ValueError(f"config field 'obs_norm' must be a bool, got {self.obs_norm!r}.")
+        check_bool("obs_norm", self.obs_norm)
         check_choice("dtype", self.dtype, ("float32", "float64"))
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from gradgym.agents import AGENTS
 
-DEFAULT_ROBOT = "inverted_pendulum"
-DEFAULT_AGENTS = "apg,ppo,es,sb3"
+DEFAULT_ROBOT = "halfcheetah"
+DEFAULT_AGENTS = "shac,apg,ppo,es,sb3"
 DEFAULT_SEEDS = 3
-DEFAULT_BUDGET = 30_000
-DEFAULT_EPISODE_LENGTH = 200
+DEFAULT_BUDGET = 50_000
+DEFAULT_EPISODE_LENGTH = 1000
 
 
 def _agent_list(text: str) -> list[str]:
@@ -33,16 +33,21 @@ HORIZON_HELP = ("window of the gradient agents (apg, shac) in env steps, or 'aut
                 "horizon `gradgym diagnose` recommends for the initial policy")
 
 
-def _horizon(text: str) -> int | str:
-    if text == "auto":
+def _int_or(word: str, flag: str, text: str) -> int | str:
+    """A positive int, or ``word``; otherwise argparse's error naming the flag."""
+    if text == word:
         return text
     try:
         value = int(text)
     except ValueError:
         value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"--horizon must be a positive int or 'auto', got {text!r}.")
+        raise argparse.ArgumentTypeError(f"{flag} must be a positive int or {word!r}, got {text!r}.")
     return value
+
+
+def _horizon(text: str) -> int | str:
+    return _int_or("auto", "--horizon", text)
 
 
 DEVICES_HELP = ("split each JAX agent's env batch / ES population over the first N of jax.devices() "
@@ -50,15 +55,8 @@ DEVICES_HELP = ("split each JAX agent's env batch / ES population over the first
 
 
 def _devices(text: str) -> int | None:
-    if text == "all":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"--devices must be a positive int or 'all', got {text!r}.")
-    return value
+    value = _int_or("all", "--devices", text)
+    return None if value == "all" else value
 
 
 def _overrides(text: str | None) -> dict:

@@ -30,6 +30,19 @@ def check_float(name: str, value: Any, low: float = 0.0, high: float = math.inf,
         raise ValueError(f"config field {name!r} must be a finite number in {bracket}{low}, {high}], got {value!r}.")
 
 
+def check_sizes(name: str, value: Any) -> tuple[int, ...]:
+    """Layer sizes: returns ``value`` as a tuple; ``ValueError`` unless a non-empty sequence of positive ints."""
+    sizes = tuple(value) if isinstance(value, (list, tuple)) else None
+    if not sizes or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in sizes):
+        raise ValueError(f"config field {name!r} must be a non-empty tuple of positive ints, got {value!r}.")
+    return sizes
+
+
+def check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"config field {name!r} must be a bool, got {value!r}.")
+
+
 def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ValueError(f"config field {name!r} must be one of {', '.join(map(repr, choices))}, got {value!r}.")
@@ -65,12 +78,7 @@ class CommonConfig:
         check_int("eval_episodes", self.eval_episodes)
         if self.eval_horizon is not None:
             check_int("eval_horizon", self.eval_horizon)
-        hidden = tuple(self.hidden) if isinstance(self.hidden, (list, tuple)) else self.hidden
-        if not isinstance(hidden, tuple) or not hidden or any(
-            isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden
-        ):
-            raise ValueError(f"config field 'hidden' must be a non-empty tuple of positive ints, got {self.hidden!r}.")
-        object.__setattr__(self, "hidden", hidden)
+        object.__setattr__(self, "hidden", check_sizes("hidden", self.hidden))
         check_choice("activation", self.activation, ACTIVATIONS)
 
     def to_dict(self) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from evosax.core.fitness_shaping import centered_rank_fitness_shaping_fn, identi
 from flax import struct
 
 from gradgym.agents.base import init_policy_params, observe, policy_net, strong_types
-from gradgym.agents.config import CommonConfig, check_float, check_int
+from gradgym.agents.config import CommonConfig, check_bool, check_float, check_int
 from gradgym.agents.normalize import RunningStats, init_stats, normalize
 from gradgym.envs.core import BraxEnv
 from gradgym.sharding import constrain_batch
@@ -75,8 +75,7 @@ class EsConfig(CommonConfig):
         if self.strategy == "pes" and self.horizon is not None and self.horizon % self.pes_truncation:
             raise ValueError(f"config field 'pes_truncation' ({self.pes_truncation}) must divide 'horizon' "
                              f"({self.horizon}) for strategy 'pes'.")
-        if not isinstance(self.obs_norm, bool):
-            raise ValueError(f"config field 'obs_norm' must be a bool, got {self.obs_norm!r}.")
+        check_bool("obs_norm", self.obs_norm)
 
 
 ROBOT_DEFAULTS: dict[str, dict[str, Any]] = {

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from gradgym.agents.base import GradientState as PpoState
 from gradgym.agents.base import apply_finite_update, init_train_state, make_optimizer, observe, policy_net, strong_types
-from gradgym.agents.config import CommonConfig, check_float, check_int
+from gradgym.agents.config import CommonConfig, check_bool, check_float, check_int, check_sizes
 from gradgym.agents.normalize import RunningStats, normalize
 from gradgym.envs.core import BraxEnv
 from gradgym.nets import MLP, gaussian_entropy, tanh_gaussian_log_prob
@@ -78,14 +78,9 @@ class PpoConfig(CommonConfig):
         check_float("vf_coef", self.vf_coef)
         check_float("ent_coef", self.ent_coef)
         check_float("max_grad_norm", self.max_grad_norm, 0.0, low_open=True)
-        vh = tuple(self.value_hidden) if isinstance(self.value_hidden, (list, tuple)) else None
-        if not vh or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in vh):
-            raise ValueError(f"config field 'value_hidden' must be a non-empty tuple of positive ints, got "
-                             f"{self.value_hidden!r}.")
-        object.__setattr__(self, "value_hidden", vh)
+        object.__setattr__(self, "value_hidden", check_sizes("value_hidden", self.value_hidden))
         check_float("reward_scale", self.reward_scale, 0.0, low_open=True)
-        if not isinstance(self.obs_norm, bool):
-            raise ValueError(f"config field 'obs_norm' must be a bool, got {self.obs_norm!r}.")
+        check_bool("obs_norm", self.obs_norm)
 
 
 ROBOT_DEFAULTS: dict[str, dict[str, Any]] = {

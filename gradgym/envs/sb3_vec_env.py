@@ -26,6 +26,7 @@ from gradgym.envs.core import State
 from gradgym.envs.gym_env import check_action, make_core
 from gradgym.envs.robots import get_robot
 from gradgym.envs.vector_env import MODES, NO_LIMIT, SeedStreams, batched, check_max_steps, check_num_envs
+from gradgym.sharding import BatchPlacer
 
 
 class GradGymSB3VecEnv(VecEnv):
@@ -47,6 +48,9 @@ class GradGymSB3VecEnv(VecEnv):
         render_mode: ``None`` or ``"rgb_array"`` (``get_images`` / ``render``).
         width: frame width.
         height: frame height.
+        devices: ``None`` (default): the batch lives on JAX's default device. An int N (or
+            ``"all"``): split it over the first N of ``jax.devices()`` (``num_envs`` must be
+            divisible by N); see :mod:`gradgym.sharding`.
         **options: noise options of :func:`gradgym.envs.make`.
     """
 
@@ -61,6 +65,7 @@ class GradGymSB3VecEnv(VecEnv):
         render_mode: str | None = None,
         width: int = _render.DEFAULT_WIDTH,
         height: int = _render.DEFAULT_HEIGHT,
+        devices: int | str | None = None,
         **options: Any,
     ):
         self.core = make_core(robot, backend, options)
@@ -78,6 +83,7 @@ class GradGymSB3VecEnv(VecEnv):
         obs_space = gymnasium.spaces.Box(-np.inf, np.inf, (n_obs,), np.float32)
         self._fns = batched(self.core)
         self._streams = SeedStreams(check_num_envs(num_envs))
+        self._place = BatchPlacer(devices, int(num_envs))
         self._state: State | None = None
         self._actions: np.ndarray | None = None
         self._renderer: _render.FrameRenderer | None = None
@@ -100,7 +106,7 @@ class GradGymSB3VecEnv(VecEnv):
             seeds = [None if s is None else int(s) for s in self._seeds]
         if any(self._options):
             raise ValueError(f"GradGymSB3VecEnv takes no reset options, got {self._options}; call set_options(None).")
-        self._state, obs, scal = self._fns.reset(self._streams.draw(seeds))
+        self._state, obs, scal = self._place(self._fns.reset(self._streams.draw(seeds)))
         obs = np.array(jax.device_get(obs))
         self.reset_infos = [{} for _ in range(self.num_envs)]
         self._reset_seeds()
@@ -117,9 +123,9 @@ class GradGymSB3VecEnv(VecEnv):
         if self._actions is None:
             raise RuntimeError("step_wait() called without step_async(actions).")
         no_reset, same_step = np.zeros(self.num_envs, bool), np.int32(MODES[AutoresetMode.SAME_STEP])
-        self._state, _, obs, final_obs, scal, _ = self._fns.step(
+        self._state, _, obs, final_obs, scal, _ = self._place(self._fns.step(
             self._state, no_reset, self._actions, self._max_steps, same_step
-        )
+        ))
         self._actions = None
         obs, scal = jax.device_get((obs, scal))
         scal = np.asarray(scal)

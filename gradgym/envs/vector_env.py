@@ -29,6 +29,7 @@ from gradgym.envs.compiled import compiled, strong_types
 from gradgym.envs.core import BraxEnv, State
 from gradgym.envs.gym_env import check_action, make_core
 from gradgym.envs.robots import get_robot
+from gradgym.sharding import BatchPlacer
 
 NO_LIMIT = np.iinfo(np.int32).max
 COLS = ("reward", "terminated", "truncated", "diverged")
@@ -199,6 +200,9 @@ class GradGymVectorEnv(VectorEnv):
         render_mode: ``None`` or ``"rgb_array"`` (``render()`` returns a tuple of frames).
         width: frame width.
         height: frame height.
+        devices: ``None`` (default): the batch lives on JAX's default device. An int N (or
+            ``"all"``): split it over the first N of ``jax.devices()`` (``num_envs`` must be
+            divisible by N); each device steps its share (see :mod:`gradgym.sharding`).
         **options: noise options of :func:`gradgym.envs.make`.
 
     ## Version History
@@ -217,10 +221,12 @@ class GradGymVectorEnv(VectorEnv):
         render_mode: str | None = None,
         width: int = _render.DEFAULT_WIDTH,
         height: int = _render.DEFAULT_HEIGHT,
+        devices: int | str | None = None,
         **options: Any,
     ):
         self.core = make_core(robot, backend, options)
         self.num_envs = check_num_envs(num_envs)
+        self._place = BatchPlacer(devices, self.num_envs)
         self.max_episode_steps = None if check_max_steps(max_episode_steps) == NO_LIMIT else int(max_episode_steps)
         self._max_steps = np.int32(check_max_steps(max_episode_steps))
         self.autoreset_mode = parse_autoreset_mode(autoreset_mode)
@@ -255,7 +261,7 @@ class GradGymVectorEnv(VectorEnv):
         if options:
             raise ValueError(f"Unknown reset option(s) {sorted(options, key=repr)}; only 'reset_mask' is supported.")
         if mask is None:
-            self._state, obs, scal = self._fns.reset(self._seeds.draw(seed))
+            self._state, obs, scal = self._place(self._fns.reset(self._seeds.draw(seed)))
             mask = np.ones(self.num_envs, bool)
         else:
             if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_ or mask.shape != (self.num_envs,):
@@ -264,8 +270,8 @@ class GradGymVectorEnv(VectorEnv):
                 )
             if self._state is None:
                 raise gymnasium.error.ResetNeeded("reset_mask needs a full reset() first: call reset(seed=...).")
-            fresh, _, _ = self._fns.reset(self._seeds.draw(seed, mask))
-            self._state, obs, scal = self._fns.select(mask, fresh, self._state)
+            fresh, _, _ = self._place(self._fns.reset(self._seeds.draw(seed, mask)))
+            self._state, obs, scal = self._place(self._fns.select(mask, fresh, self._state))
         self._needs_reset[mask] = False
         obs, scal = jax.device_get((obs, scal))
         return np.array(obs), info_block(self._fns.metrics, np.asarray(scal), mask)
@@ -283,9 +289,9 @@ class GradGymVectorEnv(VectorEnv):
                 "reset(options={'reset_mask': mask}) for them before step()."
             )
         needs = self._needs_reset if mode == AutoresetMode.NEXT_STEP else np.zeros(self.num_envs, bool)
-        self._state, needs, obs, final_obs, scal, final_scal = self._fns.step(
+        self._state, needs, obs, final_obs, scal, final_scal = self._place(self._fns.step(
             self._state, needs, a, self._max_steps, np.int32(MODES[mode])
-        )
+        ))
         needs, obs, scal = jax.device_get((needs, obs, scal))
         scal, names = np.asarray(scal), self._fns.metrics
         done = (scal[:, 1] > 0) | (scal[:, 2] > 0)

@@ -37,10 +37,13 @@ from gradgym.agents.base import (
     policy_net,
     strong_types,
 )
-from gradgym.agents.config import CommonConfig, check_bool, check_float, check_int, check_sizes
+from gradgym.agents.config import CommonConfig, check_bool, check_choice, check_float, check_int, check_sizes
 from gradgym.agents.normalize import RunningStats, init_stats, normalize
 from gradgym.envs.core import BraxEnv, State
 from gradgym.nets import MLP
+
+AUTO = "auto"
+AUTO_HORIZONS = (1, 2, 4, 8, 16, 32, 64)  # unroll lengths tried for horizon="auto"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,17 +91,13 @@ class ShacConfig(CommonConfig):
         super().__post_init__()
         for name in ("num_envs", "critic_iterations", "critic_minibatches"):
             check_int(name, getattr(self, name))
-        if self.horizon == AUTO:
-            return self._check_rest()
-        check_int("horizon", self.horizon)
-        if (self.num_envs * self.horizon) % self.critic_minibatches:
-            raise ValueError(
-                f"config field 'critic_minibatches' ({self.critic_minibatches}) must divide num_envs * horizon "
-                f"({self.num_envs * self.horizon}); pick a divisor."
-            )
-        self._check_rest()
-
-    def _check_rest(self) -> None:
+        if self.horizon != AUTO:  # "auto" is replaced by an int before an agent is built
+            check_int("horizon", self.horizon)
+            if (self.num_envs * self.horizon) % self.critic_minibatches:
+                raise ValueError(
+                    f"config field 'critic_minibatches' ({self.critic_minibatches}) must divide num_envs * horizon "
+                    f"({self.num_envs * self.horizon}); pick a divisor."
+                )
         check_float("actor_lr", self.actor_lr, 0.0, 1.0, low_open=True)
         check_float("critic_lr", self.critic_lr, 0.0, 1.0, low_open=True)
         betas = tuple(self.betas) if isinstance(self.betas, (list, tuple)) else None
@@ -114,12 +113,7 @@ class ShacConfig(CommonConfig):
         check_float("reward_scale", self.reward_scale, 0.0, low_open=True)
         object.__setattr__(self, "value_hidden", check_sizes("value_hidden", self.value_hidden))
         check_bool("obs_norm", self.obs_norm)
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"config field 'dtype' must be 'float32' or 'float64', got {self.dtype!r}.")
-
-
-AUTO = "auto"
-AUTO_HORIZONS = (1, 2, 4, 8, 16, 32, 64)
+        check_choice("dtype", self.dtype, ("float32", "float64"))
 
 
 def recommended_horizon(env: BraxEnv, config: ShacConfig, key: jax.Array, num_seeds: int = 8,

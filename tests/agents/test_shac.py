@@ -1,5 +1,6 @@
 """SHAC: TD(lambda) targets vs a plain loop, the actor gradient vs APG's, learning, checkpoints, bad configs."""
 
+import dataclasses
 import shutil
 
 import jax
@@ -147,3 +148,21 @@ def test_bad_configs_name_the_field(field, value):
 def test_unknown_field_is_rejected():
     with pytest.raises(ValueError, match="'horizn'"):
         get_agent("shac").default_config("reacher", {"horizn": 8})
+
+
+def test_auto_horizon_resolves_to_diagnose_recommendation(reacher, monkeypatch):
+    import gradgym.agents.shac as shac_mod
+
+    monkeypatch.setattr(shac_mod, "AUTO_HORIZONS", (1, 2, 4))  # a short grid: one small compile
+    cfg = get_agent("shac").default_config("reacher", {"horizon": "auto", "num_envs": 4, "critic_minibatches": 1})
+    with pytest.raises(ValueError, match="'auto' must be resolved first"):
+        Shac(reacher, cfg)
+    resolved = shac_mod.resolve_for_env(cfg, reacher, seed=0)
+    assert resolved.horizon in (1, 2, 4) and dataclasses.replace(resolved, horizon="auto") == cfg
+    rec = shac_mod.recommended_horizon(reacher, cfg, jax.random.PRNGKey(0))
+    assert resolved.horizon == rec["horizon"]
+    # The rule: every unroll up to the recommendation keeps its variance within 100x of the best shorter one.
+    usable = [r <= 100.0 for r in rec["ratios"]]
+    assert len(usable) == 3 and all(usable[: (1, 2, 4).index(rec["horizon"]) + 1])
+    fixed = dataclasses.replace(cfg, horizon=8)
+    assert shac_mod.resolve_for_env(fixed, reacher, seed=0) is fixed

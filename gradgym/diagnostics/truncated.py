@@ -69,7 +69,7 @@ def _update(env, policy_fn, num_envs, episode_length, params, opt_state, key, tr
         return jnp.mean(losses), m
 
     (value, m), grads = jax.value_and_grad(loss, has_aux=True)(params)
-    norm = optax.global_norm(grads)
+    norm = optax.tree.norm(grads)
     finite = jnp.isfinite(norm)
     scale = jnp.where(finite, jnp.minimum(1.0, max_grad_norm / jnp.maximum(norm, 1e-30)), 0.0)
     grads = jax.tree.map(lambda g: jnp.where(finite, g * scale, 0.0), grads)

@@ -1,4 +1,5 @@
-"""Policy learning on the same robots: apg (backprop through the simulator), ppo, es, sb3.
+"""Policy learning on the same robots: apg (backprop through the simulator), shac (short-horizon
+actor-critic), ppo, es, sb3.
 
 One API for all::
 

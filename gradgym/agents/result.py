@@ -37,7 +37,7 @@ class TrainResult:
     """What :func:`gradgym.agents.train` returns.
 
     Attributes:
-        agent: agent name (``apg``, ``ppo``, ``es``, ``sb3``).
+        agent: agent name (``apg``, ``shac``, ``ppo``, ``es``, ``sb3``).
         robot: robot name.
         seed: the run's seed.
         config: the agent's config (a frozen dataclass).

@@ -69,7 +69,7 @@ def train(
     """Trains ``agent`` on ``env`` for ``config.total_steps`` env steps.
 
     Args:
-        agent: ``"apg"``, ``"ppo"``, ``"es"`` or ``"sb3"`` (see ``AGENTS``).
+        agent: ``"apg"``, ``"shac"``, ``"ppo"``, ``"es"`` or ``"sb3"`` (see ``AGENTS``).
         env: robot name (episode limit = its Gymnasium limit) or a ``BraxEnv`` from ``gradgym.envs.make``.
         config: ``None`` (the robot's defaults), a dict of overrides, or the agent's config dataclass.
         seed: run seed; the same seed gives the same curve (bit-identical returns).

@@ -43,9 +43,21 @@ def init_policy_params(env: BraxEnv, hidden: tuple[int, ...], activation: str, k
     return module.init(key, jnp.zeros((env.observation_size,), dtype))
 
 
-def make_optimizer(learning_rate: float, max_grad_norm: float, betas: tuple[float, float] = (0.9, 0.999)):
-    """Global-norm clipping at ``max_grad_norm``, then Adam (``betas`` = (b1, b2))."""
+def make_optimizer(learning_rate: float | optax.Schedule, max_grad_norm: float,
+                   betas: tuple[float, float] = (0.9, 0.999)):
+    """Global-norm clipping at ``max_grad_norm``, then Adam (``betas`` = (b1, b2)); the rate may be a schedule."""
     return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate, b1=betas[0], b2=betas[1]))
+
+
+#: A linear schedule ends at this fraction of its start (SHAC's paper: 2e-3 -> 1e-5).
+LINEAR_END = 1e-5 / 2e-3
+
+
+def scheduled_lr(lr: float, schedule: str, updates: int) -> float | optax.Schedule:
+    """``lr`` (``schedule="constant"``) or its linear decay to ``LINEAR_END * lr`` over ``updates`` optimiser steps."""
+    if schedule == "constant":
+        return lr
+    return optax.linear_schedule(lr, lr * LINEAR_END, max(1, updates))
 
 
 @struct.dataclass

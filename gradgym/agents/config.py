@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 ACTIVATIONS = ("swish", "tanh", "relu", "elu")
+LR_SCHEDULES = ("constant", "linear")  # "linear": decays over the run (gradgym.agents.base.learning_rate)
 
 
 def check_int(name: str, value: Any, low: int = 1) -> None:
@@ -80,6 +81,17 @@ class CommonConfig:
             check_int("eval_horizon", self.eval_horizon)
         object.__setattr__(self, "hidden", check_sizes("hidden", self.hidden))
         check_choice("activation", self.activation, ACTIVATIONS)
+
+    def program_config(self) -> CommonConfig:
+        """This config with the fields that do not change the compiled programs set to 1.
+
+        The trainer builds (and caches) agents from it, so runs that differ only
+        in budget or evaluation share compiled code. An agent whose program does
+        depend on the budget (e.g. a learning-rate schedule over the run)
+        keeps the budget (a config with ``lr_schedule="linear"``).
+        """
+        total = self.total_steps if getattr(self, "lr_schedule", "constant") != "constant" else 1
+        return dataclasses.replace(self, total_steps=total, num_evals=1, eval_episodes=1)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict of the fields (tuples become lists)."""

@@ -17,8 +17,24 @@ import jax
 import jax.numpy as jnp
 
 from gradgym.agents.base import GradientState as PpoState
-from gradgym.agents.base import apply_finite_update, init_train_state, make_optimizer, observe, policy_net, strong_types
-from gradgym.agents.config import CommonConfig, check_bool, check_float, check_int, check_sizes
+from gradgym.agents.base import (
+    apply_finite_update,
+    init_train_state,
+    make_optimizer,
+    observe,
+    policy_net,
+    scheduled_lr,
+    strong_types,
+)
+from gradgym.agents.config import (
+    LR_SCHEDULES,
+    CommonConfig,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_sizes,
+)
 from gradgym.agents.normalize import RunningStats, normalize
 from gradgym.envs.core import BraxEnv
 from gradgym.nets import MLP, gaussian_entropy, tanh_gaussian_log_prob
@@ -34,6 +50,9 @@ class PpoConfig(CommonConfig):
         epochs: passes over each rollout.
         minibatches: minibatches per epoch (must divide num_envs * rollout_steps).
         learning_rate: Adam learning rate (policy and value).
+        lr_schedule: ``"constant"``, or ``"linear"``: the rate falls linearly over
+            the run's ``total_steps`` (to 1/200 of its start), as CleanRL's
+            ``anneal_lr``; it keeps late updates from undoing a learned gait.
         gamma: discount factor.
         gae_lambda: GAE lambda.
         clip_eps: PPO ratio clipping.
@@ -52,6 +71,7 @@ class PpoConfig(CommonConfig):
     epochs: int = 4
     minibatches: int = 4
     learning_rate: float = 3e-4
+    lr_schedule: str = "constant"
     gamma: float = 0.99
     gae_lambda: float = 0.95
     clip_eps: float = 0.2
@@ -72,6 +92,7 @@ class PpoConfig(CommonConfig):
                 f"({self.num_envs * self.rollout_steps}); pick a divisor."
             )
         check_float("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
+        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         check_float("gamma", self.gamma, 0.0, 1.0)
         check_float("gae_lambda", self.gae_lambda, 0.0, 1.0)
         check_float("clip_eps", self.clip_eps, 0.0, low_open=True)
@@ -129,7 +150,9 @@ class Ppo:
         self.steps_per_iter = config.num_envs * config.rollout_steps
         self.module = policy_net(env.action_size, config.hidden, config.activation)[0]
         self.value = MLP((*config.value_hidden, 1), config.activation)
-        self.optimizer = make_optimizer(config.learning_rate, config.max_grad_norm)
+        updates = -(-config.total_steps // self.steps_per_iter) * config.epochs * config.minibatches
+        self.optimizer = make_optimizer(scheduled_lr(config.learning_rate, config.lr_schedule, updates),
+                                        config.max_grad_norm)
         self.init = jax.jit(lambda key: strong_types(self._init(key)))
         self.iterate = jax.jit(lambda ts: strong_types(self._iterate(ts)))
 

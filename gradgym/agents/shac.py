@@ -10,7 +10,8 @@ across windows:
    discount restarting at episode ends (``V'`` = target critic; a time-limit
    end bootstraps from the true final observation, a termination does not;
    episode boundaries stop gradients, ``BraxEnv.autoreset_step``);
-2. global-norm clipping (norm logged first), Adam with betas (0.7, 0.95); a
+2. global-norm clipping (norm logged first), Adam with betas (0.7, 0.95) and,
+   as in the paper, learning rates that decay linearly over the run; a
    non-finite gradient is skipped and counted, never applied;
 3. critic regression onto TD(lambda) targets of the (detached) window,
    computed from the target critic (:func:`td_lambda_targets`), for
@@ -35,9 +36,18 @@ from gradgym.agents.base import (
     make_optimizer,
     observe,
     policy_net,
+    scheduled_lr,
     strong_types,
 )
-from gradgym.agents.config import CommonConfig, check_bool, check_choice, check_float, check_int, check_sizes
+from gradgym.agents.config import (
+    LR_SCHEDULES,
+    CommonConfig,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_sizes,
+)
 from gradgym.agents.normalize import RunningStats, init_stats, normalize
 from gradgym.envs.core import BraxEnv, State
 from gradgym.nets import MLP
@@ -58,6 +68,9 @@ class ShacConfig(CommonConfig):
             horizon recommended by ``gradgym diagnose``.
         actor_lr: Adam learning rate of the policy.
         critic_lr: Adam learning rate of the critic.
+        lr_schedule: ``"linear"`` (the paper's): both learning rates fall linearly
+            over the run's ``total_steps`` to 1/200 of their start (2e-3 -> 1e-5);
+            ``"constant"``: no decay.
         betas: Adam (beta1, beta2) of both optimisers; the paper uses (0.7, 0.95).
         gamma: discount factor.
         lam: TD(lambda) parameter of the critic targets.
@@ -75,6 +88,7 @@ class ShacConfig(CommonConfig):
     horizon: int | str = 32
     actor_lr: float = 2e-3
     critic_lr: float = 2e-3
+    lr_schedule: str = "linear"
     betas: tuple[float, float] = (0.7, 0.95)
     gamma: float = 0.99
     lam: float = 0.95
@@ -100,6 +114,7 @@ class ShacConfig(CommonConfig):
                 )
         check_float("actor_lr", self.actor_lr, 0.0, 1.0, low_open=True)
         check_float("critic_lr", self.critic_lr, 0.0, 1.0, low_open=True)
+        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         betas = tuple(self.betas) if isinstance(self.betas, (list, tuple)) else None
         if betas is None or len(betas) != 2:
             raise ValueError(f"config field 'betas' must be a pair (beta1, beta2), got {self.betas!r}.")
@@ -145,9 +160,10 @@ ROBOT_DEFAULTS: dict[str, dict[str, Any]] = {
     # Measured on 100-step episodes: 62.8 -> 100 in 15k env steps (pendulum), 546 -> 906 in 30k (double).
     "inverted_pendulum": {"num_envs": 16, "horizon": 16},
     "inverted_double_pendulum": {"num_envs": 16, "horizon": 16},
-    # Spring contacts: at H=32 the gradient norm is 1e6-1e8 and nothing is learned; at H=4 it is ~13
-    # (median) and halfcheetah runs (best 1,728 at 150k steps, seed 0; unstable: 847 at 300k).
-    "halfcheetah": {"horizon": 4},
+    # Spring contacts: at H=32 the gradient norm is 1e6-1e8 and nothing is learned; at H=4 it is ~3-13
+    # (median) and halfcheetah runs. 256 envs (1,024 critic samples per window): 1,215 at 300k steps,
+    # seed 0, constant rates (64 envs: 847, after a best of 1,728). docs/agents.md, "Learning locomotion".
+    "halfcheetah": {"horizon": 4, "num_envs": 256},
 }
 
 
@@ -209,8 +225,13 @@ class Shac:
         self.steps_per_iter = config.num_envs * config.horizon
         self._policy_fn = policy_net(env.action_size, config.hidden, config.activation)[1]
         self.value = MLP((*config.value_hidden, 1), config.activation)
-        self.actor_opt = make_optimizer(config.actor_lr, config.max_grad_norm, config.betas)
-        self.critic_opt = make_optimizer(config.critic_lr, config.max_grad_norm, config.betas)
+        iters = -(-config.total_steps // self.steps_per_iter)
+        critic_updates = iters * config.critic_iterations * config.critic_minibatches
+        sched = config.lr_schedule
+        self.actor_opt = make_optimizer(scheduled_lr(config.actor_lr, sched, iters), config.max_grad_norm,
+                                        config.betas)
+        self.critic_opt = make_optimizer(scheduled_lr(config.critic_lr, sched, critic_updates), config.max_grad_norm,
+                                         config.betas)
         self.init = jax.jit(lambda key: strong_types(self._init(key)))
         self.iterate = jax.jit(lambda ts: strong_types(self._iterate(ts)))
 
@@ -252,7 +273,7 @@ class Shac:
         n = cfg.num_envs
 
         def one_step(carry, k):
-            state, disc, total = carry
+            state, disc, total, _ = carry
             obs_n = normalize(stats, state.obs)
             action = jax.vmap(self._policy_fn, in_axes=(None, 0, 0))(actor, obs_n, jax.random.split(k, n))
             nxt, final = step(state, action)
@@ -263,14 +284,15 @@ class Shac:
             total = total + disc * reward + done * disc * cfg.gamma * v_next
             disc = jnp.where(done > 0, 1.0, disc * cfg.gamma)
             data = (state.obs, obs_n, reward, v_next, done)
-            return (nxt, disc, total), jax.lax.stop_gradient(data)
+            return (nxt, disc, total, v_next), jax.lax.stop_gradient(data)
 
-        ones = jnp.ones((n,), self._dtype)
+        zeros = jnp.zeros((n,), self._dtype)
         keys = jax.random.split(key, cfg.horizon)
-        (final, disc, total), (obs, obs_n, rewards, v_next, dones) = jax.lax.scan(
-            one_step, (env_state, ones, jnp.zeros((n,), self._dtype)), keys)
-        # Envs still inside an episode at the window's end bootstrap from the critic.
-        total = total + (1.0 - dones[-1]) * disc * self.v(critic, normalize(stats, final.obs))
+        (final, disc, total, v_last), (obs, obs_n, rewards, v_next, dones) = jax.lax.scan(
+            one_step, (env_state, jnp.ones_like(zeros), zeros, zeros), keys)
+        # Envs still inside an episode at the window's end bootstrap from the critic: the last step's
+        # v_next, as the episode did not end there (then the carried state is the final one).
+        total = total + (1.0 - dones[-1]) * disc * v_last
         loss = -jnp.sum(total) / (cfg.horizon * n)
         return loss, (final, obs, obs_n, rewards, v_next, dones)
 

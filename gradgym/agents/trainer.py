@@ -110,8 +110,8 @@ def _train_jax(name, env, cfg, seed, checkpoint_dir, resume, progress, devices=N
     batch_field = "num_envs" if hasattr(cfg, "num_envs") else "population_size"
     batch = getattr(cfg, batch_field)
     sharding.check_divisible(batch, mesh, batch_field)
-    # The budget and evaluation fields do not change the compiled programs: share them.
-    agent = build_agent(name, env, dataclasses.replace(cfg, total_steps=1, num_evals=1, eval_episodes=1))
+    # Runs that differ only in fields that do not change the compiled programs share them.
+    agent = build_agent(name, env, cfg.program_config())
     spi = agent.steps_per_iter
     n_iters = max(1, math.ceil(cfg.total_steps / spi))
     eval_at = {max(1, round(i * n_iters / cfg.num_evals)) for i in range(1, cfg.num_evals + 1)}

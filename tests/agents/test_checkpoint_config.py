@@ -94,6 +94,8 @@ def test_agent_specific_config_errors():
         get_agent("apg").default_config("ant", {"horizon": 32, "truncation": 5})
     with pytest.raises(ValueError, match="'minibatches'"):
         get_agent("ppo").default_config("ant", {"num_envs": 3, "rollout_steps": 5, "minibatches": 4})
+    with pytest.raises(ValueError, match="'lr_schedule'.*'linear'"):
+        get_agent("ppo").default_config("ant", {"lr_schedule": "cos"})
     with pytest.raises(ValueError, match="'strategy'.*open_es"):
         get_agent("es").default_config("ant", {"strategy": "nope"})
     with pytest.raises(ValueError, match="'population_size'.*even"):

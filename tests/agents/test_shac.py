@@ -137,6 +137,7 @@ def test_shac_resume_is_bit_identical(shac_run, pend, tmp_path):
         ("obs_norm", "yes"),
         ("dtype", "float16"),
         ("critic_iterations", 1.5),
+        ("lr_schedule", "cosine"),
     ],
 )
 def test_bad_configs_name_the_field(field, value):

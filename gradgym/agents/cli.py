@@ -18,6 +18,7 @@ DEFAULT_AGENTS = "shac,apg,ppo,es,sb3"
 DEFAULT_SEEDS = 3
 DEFAULT_BUDGET = 50_000
 DEFAULT_EPISODE_LENGTH = 1000
+DEFAULT_EVALS = 5  # evaluation points per run (+ the initial policy): each is 8 full episodes
 
 
 def _agent_list(text: str) -> list[str]:
@@ -33,17 +34,24 @@ HORIZON_HELP = ("window of the gradient agents (apg, shac) in env steps, or 'aut
                 "horizon `gradgym diagnose` recommends for the initial policy")
 
 
-def _int_or(word: str, flag: str, text: str) -> int | str:
-    """A positive int, or ``word``; otherwise argparse's error naming the flag."""
-    if text == word:
-        return text
+def _positive(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
         value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"{flag} must be a positive int or {word!r}, got {text!r}.")
+        raise argparse.ArgumentTypeError(f"must be a positive int, got {text!r}.")
     return value
+
+
+def _int_or(word: str, flag: str, text: str) -> int | str:
+    """A positive int, or ``word``; otherwise argparse's error naming the flag."""
+    if text == word:
+        return text
+    try:
+        return _positive(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{flag} must be a positive int or {word!r}, got {text!r}.") from None
 
 
 def _horizon(text: str) -> int | str:
@@ -80,7 +88,7 @@ def run_compare(args: argparse.Namespace) -> int:
     for a in ("apg", "shac"):
         if args.horizon is not None and a in agents and (a == "shac" or args.horizon != "auto"):
             overrides[a] = {**overrides.get(a, {}), "horizon": args.horizon}
-    per_agent = {a: overrides.get(a, {}) for a in agents} if overrides else None
+    per_agent = {a: {"num_evals": args.evals, **overrides.get(a, {})} for a in agents}
     t0 = time.perf_counter()
     results = compare(args.env, agents, args.seeds, args.budget, out, episode_length=args.episode_length,
                       overrides=per_agent, progress=not args.quiet, devices=args.devices)
@@ -129,6 +137,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--episode-length", type=int, default=None,
                    help=f"episode limit (default {DEFAULT_EPISODE_LENGTH} for the default robot, else its Gym limit)")
     p.add_argument("--config", default=None, help='per-agent overrides as JSON, e.g. \'{"ppo": {"num_envs": 64}}\'')
+    p.add_argument("--evals", type=_positive, default=DEFAULT_EVALS,
+                   help=f"evaluation points per run after the initial one (default {DEFAULT_EVALS}; "
+                   "'num_evals' in --config wins)")
     p.add_argument("--out", default=None, help="run folder (default runs/compare-<env>-<time>)")
     p.add_argument("--horizon", type=_horizon, default=None, help=HORIZON_HELP)
     p.add_argument("--devices", type=_devices, default=None, metavar="N", help=DEVICES_HELP)

@@ -112,9 +112,10 @@ def test_cli_compare_and_train_write_reports(tmp_path):
     from gradgym.cli import main
 
     out = tmp_path / "run"
-    cfg = json.dumps({"es": {**FAST}, "ppo": {**FAST}})
+    # es takes its evaluation points from --evals (4), ppo from its config, which wins (3).
+    cfg = json.dumps({"es": {"eval_episodes": FAST["eval_episodes"]}, "ppo": {**FAST, "num_evals": 3}})
     rc = main(["compare", "--env", "inverted_pendulum", "--episode-length", "100", "--agents", "ppo,es",
-               "--seeds", "2", "--budget", "6400", "--config", cfg, "--out", str(out), "--quiet"])
+               "--seeds", "2", "--budget", "6400", "--config", cfg, "--evals", "4", "--out", str(out), "--quiet"])
     assert rc == 0
     for f in ("report.md", "results.csv", "results.json", "curves_steps.png", "curves_wall.png"):
         assert (out / f).stat().st_size > 0, f
@@ -124,7 +125,7 @@ def test_cli_compare_and_train_write_reports(tmp_path):
     report = (out / "report.md").read_text()
     assert "| ppo" in report and "| es" in report and "±" in report
     rows = (out / "results.csv").read_text().strip().splitlines()
-    assert rows[0] == "agent,seed,env_steps,wall_s,return" and len(rows) == 1 + 2 * 2 * (FAST["num_evals"] + 1)
+    assert rows[0] == "agent,seed,env_steps,wall_s,return" and len(rows) == 1 + 2 * (3 + 1) + 2 * (4 + 1)
     assert (out / "curves_steps.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     summary = tmp_path / "train.json"

@@ -162,8 +162,8 @@ ROBOT_DEFAULTS: dict[str, dict[str, Any]] = {
     "inverted_pendulum": {"num_envs": 16, "horizon": 16, "lr_schedule": "constant"},
     "inverted_double_pendulum": {"num_envs": 16, "horizon": 16, "lr_schedule": "constant"},
     # Spring contacts: at H=32 the gradient norm is 1e6-1e8 and nothing is learned; at H=4 it is ~3-13
-    # (median) and halfcheetah runs. 256 envs (1,024 critic samples per window): 1,215 at 300k steps,
-    # seed 0, constant rates (64 envs: 847, after a best of 1,728). docs/agents.md, "Learning locomotion".
+    # (median) and halfcheetah runs. 256 envs (1,024 critic samples per window) with the linear decay:
+    # 2,089 +- 386 at 2M steps over 2 seeds (seed 0 peaks at 2,608, then falls to 1,703); docs/agents.md.
     "halfcheetah": {"horizon": 4, "num_envs": 256},
 }
 

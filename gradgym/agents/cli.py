@@ -1,7 +1,7 @@
 """``gradgym compare`` and ``gradgym train``.
 
 ``gradgym compare`` with no arguments runs the built-in default (DEFAULT_*),
-sized for about 13 minutes on 2 CPU cores, compiles included (measured: docs/agents.md).
+sized for about 11 minutes on 2 CPU cores, compiles included (measured: docs/agents.md).
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description="Trains agents under one env-step budget and writes report.md, "
                               "results.csv/json and learning-curve PNGs. No arguments: a built-in default "
                               f"({DEFAULT_ROBOT}, {DEFAULT_AGENTS}, {DEFAULT_SEEDS} seeds, {DEFAULT_BUDGET:,} steps) "
-                              "that takes about 13 minutes on 2 CPU cores.")
+                              "that takes about 11 minutes on 2 CPU cores.")
     p.add_argument("--env", default=DEFAULT_ROBOT, help=f"robot name (default {DEFAULT_ROBOT})")
     p.add_argument("--agents", default=DEFAULT_AGENTS, help=f"comma-separated agents (default {DEFAULT_AGENTS})")
     p.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, help=f"seeds per agent (default {DEFAULT_SEEDS})")

@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 ACTIVATIONS = ("swish", "tanh", "relu", "elu")
-LR_SCHEDULES = ("constant", "linear")  # "linear": decays over the run (gradgym.agents.base.learning_rate)
+LR_SCHEDULES = ("constant", "linear")  # "linear": decays over the run (gradgym.agents.base.scheduled_lr)
 
 
 def check_int(name: str, value: Any, low: int = 1) -> None:

@@ -49,6 +49,14 @@ def make_optimizer(learning_rate: float | optax.Schedule, max_grad_norm: float,
     return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate, b1=betas[0], b2=betas[1]))
 
 
+def num_iterations(total_steps: int, steps_per_iter: int) -> int:
+    """Iterations of ``steps_per_iter`` env steps a run of ``total_steps`` makes (the last one may overshoot).
+
+    The trainer runs this many; a learning-rate schedule spans them.
+    """
+    return max(1, -(-total_steps // steps_per_iter))
+
+
 #: A linear schedule ends at this fraction of its start (SHAC's paper: 2e-3 -> 1e-5).
 LINEAR_END = 1e-5 / 2e-3
 

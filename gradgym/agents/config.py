@@ -86,9 +86,9 @@ class CommonConfig:
         """This config with the fields that do not change the compiled programs set to 1.
 
         The trainer builds (and caches) agents from it, so runs that differ only
-        in budget or evaluation share compiled code. An agent whose program does
-        depend on the budget (e.g. a learning-rate schedule over the run)
-        keeps the budget (a config with ``lr_schedule="linear"``).
+        in budget or evaluation share compiled code. A learning-rate schedule
+        over the run (``lr_schedule="linear"``) makes the budget part of the
+        program, so then ``total_steps`` is kept.
         """
         total = self.total_steps if getattr(self, "lr_schedule", "constant") != "constant" else 1
         return dataclasses.replace(self, total_steps=total, num_evals=1, eval_episodes=1)

@@ -21,6 +21,7 @@ from gradgym.agents.base import (
     apply_finite_update,
     init_train_state,
     make_optimizer,
+    num_iterations,
     observe,
     policy_net,
     scheduled_lr,
@@ -153,7 +154,7 @@ class Ppo:
         self.steps_per_iter = config.num_envs * config.rollout_steps
         self.module = policy_net(env.action_size, config.hidden, config.activation)[0]
         self.value = MLP((*config.value_hidden, 1), config.activation)
-        updates = -(-config.total_steps // self.steps_per_iter) * config.epochs * config.minibatches
+        updates = num_iterations(config.total_steps, self.steps_per_iter) * config.epochs * config.minibatches
         self.optimizer = make_optimizer(scheduled_lr(config.learning_rate, config.lr_schedule, updates),
                                         config.max_grad_norm)
         self.init = jax.jit(lambda key: strong_types(self._init(key)))

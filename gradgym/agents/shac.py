@@ -34,6 +34,7 @@ from gradgym.agents.base import (
     apply_finite_update,
     init_policy_params,
     make_optimizer,
+    num_iterations,
     observe,
     policy_net,
     scheduled_lr,
@@ -226,7 +227,7 @@ class Shac:
         self.steps_per_iter = config.num_envs * config.horizon
         self._policy_fn = policy_net(env.action_size, config.hidden, config.activation)[1]
         self.value = MLP((*config.value_hidden, 1), config.activation)
-        iters = -(-config.total_steps // self.steps_per_iter)
+        iters = num_iterations(config.total_steps, self.steps_per_iter)
         critic_updates = iters * config.critic_iterations * config.critic_minibatches
         sched = config.lr_schedule
         self.actor_opt = make_optimizer(scheduled_lr(config.actor_lr, sched, iters), config.max_grad_norm,

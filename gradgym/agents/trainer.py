@@ -14,7 +14,6 @@ import contextlib
 import dataclasses
 import functools
 import json
-import math
 import time
 from typing import Any
 
@@ -23,7 +22,7 @@ import numpy as np
 
 from gradgym import sharding
 from gradgym.agents import get_agent
-from gradgym.agents.base import NumpyPolicy, eval_horizon, eval_keys, make_evaluator
+from gradgym.agents.base import NumpyPolicy, eval_horizon, eval_keys, make_evaluator, num_iterations
 from gradgym.agents.checkpoint import checkpoint_path, load_latest_checkpoint, save_checkpoint
 from gradgym.agents.progress import Progress
 from gradgym.agents.result import Curve, TrainResult, summarize
@@ -113,7 +112,7 @@ def _train_jax(name, env, cfg, seed, checkpoint_dir, resume, progress, devices=N
     # Runs that differ only in fields that do not change the compiled programs share them.
     agent = build_agent(name, env, cfg.program_config())
     spi = agent.steps_per_iter
-    n_iters = max(1, math.ceil(cfg.total_steps / spi))
+    n_iters = num_iterations(cfg.total_steps, spi)
     eval_at = {max(1, round(i * n_iters / cfg.num_evals)) for i in range(1, cfg.num_evals + 1)}
     evaluate = make_evaluator(env, cfg.hidden, cfg.activation, eval_horizon(env, cfg.eval_horizon))
     keys = eval_keys(seed, cfg.eval_episodes)

@@ -29,7 +29,7 @@ import numpy as np
 
 from gradgym.agents import get_agent
 from gradgym.agents.normalize import normalize
-from gradgym.agents.shac import Shac
+from gradgym.agents.shac import Shac, td_lambda_targets
 from gradgym.agents.trainer import resolve_env
 from gradgym.fileio import atomic_write
 
@@ -81,11 +81,10 @@ def main() -> None:
             steps += agent.steps_per_iter
         v, r = (np.asarray(x, np.float64) for x in rollout(ts.actor, ts.target, ts.stats,
                                                            jax.random.PRNGKey(1000 + args.seed)))
-        ret = np.zeros_like(r)
-        acc = np.zeros(NUM_ENVS)
-        for t in range(EPISODE - 1, -1, -1):
-            acc = r[t] + gamma * acc
-            ret[t] = acc
+        # Monte-Carlo return-to-go: TD(lambda) with lambda = 1, no bootstrap, one segment per episode.
+        ends = np.zeros_like(r)
+        ends[-1] = 1.0
+        ret = np.asarray(td_lambda_targets(r, np.zeros_like(r), ends, gamma, 1.0), np.float64)
         V, G = v[:PREFIX].ravel(), ret[:PREFIX].ravel()
         jac = np.asarray(gradient_parts(ts.actor, ts.target, ts.stats, ts.env_state, jax.random.PRNGKey(5)),
                          np.float64)

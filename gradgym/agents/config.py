@@ -31,11 +31,14 @@ def check_float(name: str, value: Any, low: float = 0.0, high: float = math.inf,
         raise ValueError(f"config field {name!r} must be a finite number in {bracket}{low}, {high}], got {value!r}.")
 
 
-def check_sizes(name: str, value: Any) -> tuple[int, ...]:
-    """Layer sizes: returns ``value`` as a tuple; ``ValueError`` unless a non-empty sequence of positive ints."""
+def check_sizes(name: str, value: Any, allow_empty: bool = False) -> tuple[int, ...]:
+    """Layer sizes: returns ``value`` as a tuple; ``ValueError`` unless a sequence of positive ints
+    (non-empty unless ``allow_empty``)."""
     sizes = tuple(value) if isinstance(value, (list, tuple)) else None
-    if not sizes or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in sizes):
-        raise ValueError(f"config field {name!r} must be a non-empty tuple of positive ints, got {value!r}.")
+    if sizes is None or (not sizes and not allow_empty) or any(
+            isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in sizes):
+        what = "tuple of positive ints (empty: a linear policy)" if allow_empty else "non-empty tuple of positive ints"
+        raise ValueError(f"config field {name!r} must be a {what}, got {value!r}.")
     return sizes
 
 
@@ -62,7 +65,7 @@ class CommonConfig:
             states at every evaluation, so curves compare like with like).
         eval_horizon: steps per evaluation episode; ``None`` = the env's
             ``episode_length`` (or 1000 if it has none).
-        hidden: hidden layer sizes of the policy MLP.
+        hidden: hidden layer sizes of the policy MLP; ``()`` = a linear policy.
         activation: hidden activation, one of ``swish, tanh, relu, elu``.
     """
 
@@ -79,7 +82,7 @@ class CommonConfig:
         check_int("eval_episodes", self.eval_episodes)
         if self.eval_horizon is not None:
             check_int("eval_horizon", self.eval_horizon)
-        object.__setattr__(self, "hidden", check_sizes("hidden", self.hidden))
+        object.__setattr__(self, "hidden", check_sizes("hidden", self.hidden, allow_empty=True))
         check_choice("activation", self.activation, ACTIVATIONS)
 
     def program_config(self) -> CommonConfig:

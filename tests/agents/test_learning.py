@@ -78,7 +78,7 @@ def test_apg_learns_reacher(reacher):
     assert result.metrics["grad_norm_mean"] > 0 and np.isfinite(result.metrics["grad_norm_max"])
 
 
-@pytest.mark.parametrize("strategy", ["pgpe", "snes", "cma_es", "pes"])
+@pytest.mark.parametrize("strategy", ["ars", "pgpe", "snes", "cma_es", "pes"])
 def test_es_strategies_run(pend, strategy):
     """Every named evosax strategy trains (tiny policy, two generations) and keeps finite parameters."""
     cfg = {"strategy": strategy, "hidden": (8,), "population_size": 8, "horizon": 100, "pes_truncation": 50,

@@ -15,7 +15,10 @@ across windows:
    non-finite gradient is skipped and counted, never applied;
 3. critic regression onto TD(lambda) targets of the (detached) window,
    computed from the target critic (:func:`td_lambda_targets`), for
-   ``critic_iterations`` epochs of ``critic_minibatches`` minibatches;
+   ``critic_iterations`` epochs of ``critic_minibatches`` minibatches; with
+   ``critic_windows=K > 1`` the critic regresses on the newest K windows
+   (the targets of the older ones recomputed with the current target critic),
+   so that a short window still gives it the paper's ``N x H`` samples;
 4. soft update ``V' <- alpha V' + (1 - alpha) V``.
 
 With ``horizon=1`` and a zero critic the actor gradient equals APG's (tested).
@@ -67,6 +70,11 @@ class ShacConfig(CommonConfig):
             the env state carries over between windows. ``gradgym train
             --agent shac --config '{"horizon": "auto"}'`` takes the truncation
             horizon recommended by ``gradgym diagnose``.
+        truncation: ``stop_gradient`` on the env state every this many steps
+            inside the window (as APG's): every reward and the bootstrap value
+            are still in the objective, but each one's gradient flows back
+            through at most ``truncation`` steps of physics; must divide
+            ``horizon``; ``None`` = ``horizon`` (the paper's).
         actor_lr: Adam learning rate of the policy.
         critic_lr: Adam learning rate of the critic.
         lr_schedule: ``"linear"`` (the paper's): both learning rates fall linearly
@@ -78,6 +86,12 @@ class ShacConfig(CommonConfig):
         target_alpha: soft update ``V' <- alpha V' + (1 - alpha) V`` after each iteration.
         critic_iterations: epochs over each window's data for the critic.
         critic_minibatches: minibatches per critic epoch (must divide num_envs * horizon).
+        critic_windows: windows the critic regresses on, the newest and the
+            ``critic_windows - 1`` before it (1: the paper's, only the newest).
+            Their TD(lambda) targets are recomputed each iteration from the
+            stored rewards and next observations with the current target
+            critic and observation statistics; a minibatch holds
+            ``critic_windows * num_envs * horizon / critic_minibatches`` samples.
         max_grad_norm: global-norm clipping of actor and critic gradients.
         reward_scale: rewards are multiplied by this before learning.
         value_hidden: hidden sizes of the critic MLP.
@@ -87,6 +101,7 @@ class ShacConfig(CommonConfig):
 
     num_envs: int = 64
     horizon: int | str = 32
+    truncation: int | None = None
     actor_lr: float = 2e-3
     critic_lr: float = 2e-3
     lr_schedule: str = "linear"
@@ -96,6 +111,7 @@ class ShacConfig(CommonConfig):
     target_alpha: float = 0.2
     critic_iterations: int = 16
     critic_minibatches: int = 4
+    critic_windows: int = 1
     max_grad_norm: float = 1.0
     reward_scale: float = 1.0
     value_hidden: tuple[int, ...] = (64, 64)
@@ -104,7 +120,7 @@ class ShacConfig(CommonConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("num_envs", "critic_iterations", "critic_minibatches"):
+        for name in ("num_envs", "critic_iterations", "critic_minibatches", "critic_windows"):
             check_int(name, getattr(self, name))
         if self.horizon != AUTO:  # "auto" is replaced by an int before an agent is built
             check_int("horizon", self.horizon)
@@ -112,6 +128,13 @@ class ShacConfig(CommonConfig):
                 raise ValueError(
                     f"config field 'critic_minibatches' ({self.critic_minibatches}) must divide num_envs * horizon "
                     f"({self.num_envs * self.horizon}); pick a divisor."
+                )
+        if self.truncation is not None:
+            check_int("truncation", self.truncation)
+            if self.horizon != AUTO and self.horizon % self.truncation:
+                raise ValueError(
+                    f"config field 'truncation' ({self.truncation}) must divide 'horizon' ({self.horizon}); "
+                    "pick a divisor or None."
                 )
         check_float("actor_lr", self.actor_lr, 0.0, 1.0, low_open=True)
         check_float("critic_lr", self.critic_lr, 0.0, 1.0, low_open=True)
@@ -165,6 +188,8 @@ ROBOT_DEFAULTS: dict[str, dict[str, Any]] = {
     # Spring contacts: at H=32 the gradient norm is 1e6-1e8 and nothing is learned; at H=4 it is ~3-13
     # (median) and halfcheetah runs. 256 envs (1,024 critic samples per window) with the linear decay:
     # 2,262 +- 399 at 2M steps over 3 seeds (seed 0 peaks at 2,608, then falls to 1,703); docs/agents.md.
+    # Measured and not adopted (docs/agents.md): gamma 0.95 (1,991 +- 322, 3 seeds), 64 envs (peaks at 300k,
+    # collapses), critic_windows 8 (steadier, slower), horizon 32 with truncation 4 (learns nothing).
     "halfcheetah": {"horizon": 4, "num_envs": 256},
     # Ant: at H=32 (also what --horizon auto picks) it stays at the survive bonus for 300k steps; the
     # halfcheetah setting walks: 3,153 at 2.4M, 2,477 at 3M, seed 0 (PPO: 7,091); docs/agents.md.
@@ -211,6 +236,7 @@ class ShacState:
     env_state: State
     key: jax.Array
     skipped: jax.Array
+    replay: Any  # the newest ``critic_windows`` windows' critic data, each leaf ``[K, H, N, ...]``
 
 
 class Shac:
@@ -259,7 +285,16 @@ class Shac:
             env_state=jax.vmap(self.env.reset)(jax.random.split(k_env, cfg.num_envs)),
             key=k_run,
             skipped=jnp.zeros((), jnp.int32),
+            replay=self._empty_replay(),
         )
+
+    def _empty_replay(self) -> dict[str, jax.Array]:
+        cfg = self.config
+        lead = (cfg.critic_windows, cfg.horizon, cfg.num_envs)
+        obs = jnp.zeros((*lead, self.env.observation_size), self._dtype)
+        return {"obs": obs, "next_obs": obs, "reward": jnp.zeros(lead, self._dtype),
+                "alive": jnp.zeros(lead, self._dtype), "done": jnp.zeros(lead, self._dtype),
+                "count": jnp.zeros((), jnp.int32)}
 
     def policy_params(self, ts: ShacState) -> tuple[Any, RunningStats]:
         return ts.actor, ts.stats
@@ -277,29 +312,35 @@ class Shac:
         step = jax.vmap(self.env.autoreset_step)
         n = cfg.num_envs
 
-        def one_step(carry, k):
+        t_cut = cfg.truncation or cfg.horizon
+
+        def one_step(carry, xs):
+            k, cut = xs
             state, disc, total, _ = carry
+            # truncation: no gradient into earlier chunks of the window (the first cut is a no-op)
+            state = jax.tree.map(lambda x: jnp.where(cut, jax.lax.stop_gradient(x), x), state)
             obs_n = normalize(stats, state.obs)
             action = jax.vmap(self._policy_fn, in_axes=(None, 0, 0))(actor, obs_n, jax.random.split(k, n))
             nxt, final = step(state, action)
             reward = cfg.reward_scale * final.reward
             # v(final obs): bootstraps a time-limit end here; for the critic it is the next state's value.
-            v_next = self.v(critic, normalize(stats, final.obs)) * (1.0 - final.terminated.astype(reward.dtype))
+            alive = 1.0 - final.terminated.astype(reward.dtype)
+            v_next = self.v(critic, normalize(stats, final.obs)) * alive
             done = final.done.astype(reward.dtype)
             total = total + disc * reward + done * disc * cfg.gamma * v_next
             disc = jnp.where(done > 0, 1.0, disc * cfg.gamma)
-            data = (state.obs, obs_n, reward, v_next, done)
+            data = (state.obs, final.obs, reward, alive, v_next, done)
             return (nxt, disc, total, v_next), jax.lax.stop_gradient(data)
 
         zeros = jnp.zeros((n,), self._dtype)
         keys = jax.random.split(key, cfg.horizon)
-        (final, disc, total, v_last), (obs, obs_n, rewards, v_next, dones) = jax.lax.scan(
-            one_step, (env_state, jnp.ones_like(zeros), zeros, zeros), keys)
+        (final, disc, total, v_last), window = jax.lax.scan(
+            one_step, (env_state, jnp.ones_like(zeros), zeros, zeros), (keys, jnp.arange(cfg.horizon) % t_cut == 0))
         # Envs still inside an episode at the window's end bootstrap from the critic: the last step's
         # v_next, as the episode did not end there (then the carried state is the final one).
-        total = total + (1.0 - dones[-1]) * disc * v_last
+        total = total + (1.0 - window[-1][-1]) * disc * v_last
         loss = -jnp.sum(total) / (cfg.horizon * n)
-        return loss, (final, obs, obs_n, rewards, v_next, dones)
+        return loss, (final, window)
 
     def critic_targets(self, rewards: jax.Array, v_next: jax.Array, dones: jax.Array) -> jax.Array:
         ends = dones.at[-1].set(1.0)
@@ -312,17 +353,32 @@ class Shac:
         critic, opt, skipped, _ = apply_finite_update(self.critic_opt, grads, opt, critic, skipped)
         return (critic, opt, skipped), loss
 
+    def _replay_window(self, replay: dict[str, jax.Array], window: tuple) -> dict[str, jax.Array]:
+        """Pushes the newest window to the front; the first window fills every slot."""
+        obs, next_obs, rewards, alive, _, dones = window
+        new = {"obs": obs, "next_obs": next_obs, "reward": rewards, "alive": alive, "done": dones}
+        first = replay["count"] == 0
+        out = {k: jnp.where(first, jnp.broadcast_to(v, replay[k].shape),
+                            jnp.concatenate([v[None], replay[k][:-1]])) for k, v in new.items()}
+        out["count"] = jnp.minimum(replay["count"] + 1, self.config.critic_windows)
+        return out
+
     def _iterate(self, ts: ShacState) -> tuple[ShacState, dict[str, jax.Array]]:
         cfg = self.config
         key, k_win, k_perm = jax.random.split(ts.key, 3)
-        grads, (env_state, obs, obs_n, rewards, v_next, dones) = jax.grad(self.actor_loss, has_aux=True)(
+        grads, (env_state, window) = jax.grad(self.actor_loss, has_aux=True)(
             ts.actor, ts.target, ts.stats, ts.env_state, k_win)
         actor, actor_opt, skipped, grad_norm = apply_finite_update(self.actor_opt, grads, ts.actor_opt, ts.actor,
                                                                    ts.skipped)
-
-        targets = self.critic_targets(rewards, v_next, dones)
-        m = cfg.horizon * cfg.num_envs
-        flat = (obs_n.reshape(m, -1), targets.reshape(m))
+        obs, _, rewards, _, v_next, dones = window
+        replay = self._replay_window(ts.replay, window)
+        if cfg.critic_windows == 1:  # the paper's: the window's own targets (values from the actor pass)
+            targets = self.critic_targets(rewards, v_next, dones)[None]
+        else:  # every stored window's targets from the current target critic and statistics
+            v_old = self.v(ts.target, normalize(ts.stats, replay["next_obs"])) * replay["alive"]
+            targets = jax.vmap(self.critic_targets)(replay["reward"], v_old, replay["done"])
+        m = cfg.critic_windows * cfg.horizon * cfg.num_envs
+        flat = (normalize(ts.stats, replay["obs"]).reshape(m, -1), targets.reshape(m))
 
         def epoch(carry, k):
             perm = jax.random.permutation(k, m).reshape(cfg.critic_minibatches, -1)
@@ -334,6 +390,6 @@ class Shac:
         target = jax.tree.map(lambda t, c: a * t + (1.0 - a) * c, ts.target, critic)
         stats = observe(cfg, ts.stats, obs)
         ts = ShacState(actor=actor, critic=critic, target=target, actor_opt=actor_opt, critic_opt=critic_opt,
-                       stats=stats, env_state=env_state, key=key, skipped=skipped)
+                       stats=stats, env_state=env_state, key=key, skipped=skipped, replay=replay)
         return ts, {"loss": -jnp.mean(rewards), "grad_norm": grad_norm, "value_loss": jnp.mean(v_loss),
                     "skipped": skipped}

@@ -338,7 +338,8 @@ class Shac:
             one_step, (env_state, jnp.ones_like(zeros), zeros, zeros), (keys, jnp.arange(cfg.horizon) % t_cut == 0))
         # Envs still inside an episode at the window's end bootstrap from the critic: the last step's
         # v_next, as the episode did not end there (then the carried state is the final one).
-        total = total + (1.0 - window[-1][-1]) * disc * v_last
+        dones = window[-1]
+        total = total + (1.0 - dones[-1]) * disc * v_last
         loss = -jnp.sum(total) / (cfg.horizon * n)
         return loss, (final, window)
 

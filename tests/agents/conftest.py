@@ -16,3 +16,9 @@ FAST = {"eval_episodes": 4, "num_evals": 4}
 def pend():
     """Inverted pendulum, reward 1 per upright step, episodes of at most 100 steps."""
     return make("inverted_pendulum", episode_length=PEND_EPISODE)
+
+
+@pytest.fixture(scope="session")
+def reacher():
+    """Reacher with 50-step episodes (the SHAC and APG gradient and learning tests)."""
+    return make("reacher", episode_length=50)

@@ -12,7 +12,6 @@ import pytest
 
 import gradgym  # noqa: F401  (registers the Gymnasium ids)
 from gradgym.agents import train
-from gradgym.envs import make
 from tests.agents.conftest import FAST
 
 PPO_CFG = {**FAST, "total_steps": 24_576}
@@ -66,10 +65,6 @@ def test_sb3_learns_pendulum(pend):
     obs = np.zeros((3, 4), np.float32)
     assert result.policy(obs).shape == (3, 1)
 
-
-@pytest.fixture(scope="module")
-def reacher():
-    return make("reacher", episode_length=50)
 
 
 def test_apg_learns_reacher(reacher):

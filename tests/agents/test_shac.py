@@ -10,15 +10,10 @@ import pytest
 
 from gradgym.agents import get_agent, train
 from gradgym.agents.shac import Shac, ShacConfig, td_lambda_targets
-from gradgym.envs import make
 
 # One config for the learning and checkpoint tests: they share the compiled program.
 SHAC_CFG = {"num_envs": 16, "horizon": 16, "total_steps": 20_480, "eval_episodes": 8, "num_evals": 4}
 
-
-@pytest.fixture(scope="module")
-def reacher():
-    return make("reacher", episode_length=50)
 
 
 def lambda_return_loop(r, v, ends, gamma, lam):

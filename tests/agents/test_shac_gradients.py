@@ -10,13 +10,9 @@ import numpy as np
 import pytest
 
 from gradgym.agents.apg import Apg, ApgConfig
+from gradgym.agents.normalize import normalize, update_stats
 from gradgym.agents.shac import Shac, ShacConfig
-from gradgym.envs import make
 
-
-@pytest.fixture(scope="module")
-def reacher():
-    return make("reacher", episode_length=50)
 
 def test_horizon_one_zero_critic_gradient_equals_apg(reacher):
     n = 8
@@ -24,8 +20,6 @@ def test_horizon_one_zero_critic_gradient_equals_apg(reacher):
     shac = Shac(reacher, ShacConfig(num_envs=n, horizon=1, hidden=(16, 16), critic_minibatches=1))
     ts = apg.init(jax.random.PRNGKey(0))
     # Observation statistics that are not the identity, so normalisation is part of both gradients.
-    from gradgym.agents.normalize import update_stats
-
     stats = update_stats(ts.stats, ts.env_state.obs * 3.0 + 1.0)
     critic = shac.init(jax.random.PRNGKey(1)).critic
     zero = jax.tree.map(jnp.zeros_like, critic)
@@ -40,8 +34,6 @@ def test_horizon_one_zero_critic_gradient_equals_apg(reacher):
     # A non-zero critic changes the gradient (the bootstrap term is differentiated through the state).
     g_crit, _ = shac_grad(ts.params, critic, stats, ts.env_state, key)
     assert not all(np.allclose(a, b) for a, b in zip(jax.tree.leaves(g_crit), leaves_shac, strict=True))
-
-
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +59,7 @@ def test_truncated_window_gradient_equals_truncated_apg(reacher, shac_h4):
     for a, b in zip(jax.tree.leaves(g_apg), jax.tree.leaves(g_trunc), strict=True):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-7)
 
+
 def test_critic_replay_stores_windows_and_recomputes_their_targets(shac_h4):
     """critic_windows=3: the newest window goes to the front, the first fills every slot, and a stored
     window's targets recomputed from its next observations equal the ones the actor pass computed."""
@@ -84,8 +77,6 @@ def test_critic_replay_stores_windows_and_recomputes_their_targets(shac_h4):
     np.testing.assert_array_equal(np.asarray(r2["next_obs"][1]), np.asarray(w1[1]))
     # The windows follow each other: window 2 starts where window 1 ended (no episode ended in 8 steps).
     np.testing.assert_allclose(np.asarray(r2["obs"][0][0]), np.asarray(r2["next_obs"][1][-1]), rtol=1e-6)
-    from gradgym.agents.normalize import normalize
-
     v_old = agent.v(ts.critic, normalize(ts.stats, r2["next_obs"][1])) * r2["alive"][1]
     np.testing.assert_allclose(np.asarray(agent.critic_targets(r2["reward"][1], v_old, r2["done"][1])),
                                np.asarray(agent.critic_targets(w1[2], w1[4], w1[5])), rtol=1e-5, atol=1e-6)

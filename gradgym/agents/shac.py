@@ -88,9 +88,12 @@ class ShacConfig(CommonConfig):
         critic_minibatches: minibatches per critic epoch (must divide num_envs * horizon).
         critic_windows: windows the critic regresses on, the newest and the
             ``critic_windows - 1`` before it (1: the paper's, only the newest).
-            Their TD(lambda) targets are recomputed each iteration from the
-            stored rewards and next observations with the current target
-            critic and observation statistics; a minibatch holds
+            The stored windows of each env follow each other, so they are
+            treated as one ``critic_windows * horizon``-step trajectory: its
+            TD(lambda) targets look ahead across window boundaries (as the
+            paper's 32-step windows do when ``horizon`` is short), recomputed
+            each iteration with the current target critic and observation
+            statistics; a minibatch holds
             ``critic_windows * num_envs * horizon / critic_minibatches`` samples.
         max_grad_norm: global-norm clipping of actor and critic gradients.
         reward_scale: rewards are multiplied by this before learning.
@@ -189,7 +192,7 @@ ROBOT_DEFAULTS: dict[str, dict[str, Any]] = {
     # (median) and halfcheetah runs. 256 envs (1,024 critic samples per window) with the linear decay:
     # 2,262 +- 399 at 2M steps over 3 seeds (seed 0 peaks at 2,608, then falls to 1,703); docs/agents.md.
     # Measured and not adopted (docs/agents.md): gamma 0.95 (1,991 +- 322, 3 seeds), 64 envs (peaks at 300k,
-    # collapses), critic_windows 8 (steadier, slower), horizon 32 with truncation 4 (learns nothing).
+    # collapses), critic_windows 8 (1,624 vs 1,743 at 600k), horizon 32 with truncation 4 (8x fewer updates).
     "halfcheetah": {"horizon": 4, "num_envs": 256},
     # Ant: at H=32 (also what --horizon auto picks) it stays at the survive bonus for 300k steps; the
     # halfcheetah setting walks: 3,153 at 2.4M, 2,477 at 3M, seed 0 (PPO: 7,091); docs/agents.md.
@@ -349,8 +352,13 @@ class Shac:
 
     def _critic_update(self, carry, batch):
         critic, opt, skipped = carry
-        obs_n, target = batch
-        loss, grads = jax.value_and_grad(lambda c: jnp.mean((self.v(c, obs_n) - target) ** 2))(critic)
+        if len(batch) == 2:  # every sample is real (the paper's single window)
+            obs_n, target = batch
+            loss_fn = lambda c: jnp.mean((self.v(c, obs_n) - target) ** 2)  # noqa: E731
+        else:  # replay: weight 0 on slots that are not filled yet
+            obs_n, target, w = batch
+            loss_fn = lambda c: jnp.sum(w * (self.v(c, obs_n) - target) ** 2) / jnp.maximum(jnp.sum(w), 1.0)  # noqa: E731
+        loss, grads = jax.value_and_grad(loss_fn)(critic)
         critic, opt, skipped, _ = apply_finite_update(self.critic_opt, grads, opt, critic, skipped)
         return (critic, opt, skipped), loss
 
@@ -364,6 +372,20 @@ class Shac:
         out["count"] = jnp.minimum(replay["count"] + 1, self.config.critic_windows)
         return out
 
+    def replay_targets(self, target: Any, stats: RunningStats, replay: dict[str, jax.Array]):
+        """TD(lambda) targets and sample weights of the stored windows, each ``[K, H, N]`` (newest first).
+
+        The windows of an env follow each other, so they are stitched oldest first into one
+        ``K * H``-step trajectory and a target looks ahead to the newest step (episode ends still
+        restart it). Slots the first window filled that no real window has replaced yet get weight 0.
+        """
+        chrono = lambda x: jnp.flip(x, 0).reshape(-1, *x.shape[2:])  # noqa: E731
+        v_old = self.v(target, normalize(stats, chrono(replay["next_obs"]))) * chrono(replay["alive"])
+        g = self.critic_targets(chrono(replay["reward"]), v_old, chrono(replay["done"]))
+        g = jnp.flip(g.reshape(replay["reward"].shape), 0)
+        real = jnp.arange(self.config.critic_windows) < replay["count"]
+        return g, jnp.broadcast_to(real[:, None, None].astype(g.dtype), g.shape)
+
     def _iterate(self, ts: ShacState) -> tuple[ShacState, dict[str, jax.Array]]:
         cfg = self.config
         key, k_win, k_perm = jax.random.split(ts.key, 3)
@@ -375,11 +397,12 @@ class Shac:
         replay = self._replay_window(ts.replay, window)
         if cfg.critic_windows == 1:  # the paper's: the window's own targets (values from the actor pass)
             targets = self.critic_targets(rewards, v_next, dones)[None]
-        else:  # every stored window's targets from the current target critic and statistics
-            v_old = self.v(ts.target, normalize(ts.stats, replay["next_obs"])) * replay["alive"]
-            targets = jax.vmap(self.critic_targets)(replay["reward"], v_old, replay["done"])
+            extra = ()
+        else:  # the stored windows as one trajectory, targets from the current target critic and statistics
+            targets, weights = self.replay_targets(ts.target, ts.stats, replay)
+            extra = (weights,)
         m = cfg.critic_windows * cfg.horizon * cfg.num_envs
-        flat = (normalize(ts.stats, replay["obs"]).reshape(m, -1), targets.reshape(m))
+        flat = (normalize(ts.stats, replay["obs"]).reshape(m, -1), *(x.reshape(m) for x in (targets, *extra)))
 
         def epoch(carry, k):
             perm = jax.random.permutation(k, m).reshape(cfg.critic_minibatches, -1)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gradgym.agents.apg import Apg, ApgConfig
-from gradgym.agents.normalize import normalize, update_stats
+from gradgym.agents.normalize import update_stats
 from gradgym.agents.shac import Shac, ShacConfig
 
 
@@ -61,8 +61,9 @@ def test_truncated_window_gradient_equals_truncated_apg(reacher, shac_h4):
 
 
 def test_critic_replay_stores_windows_and_recomputes_their_targets(shac_h4):
-    """critic_windows=3: the newest window goes to the front, the first fills every slot, and a stored
-    window's targets recomputed from its next observations equal the ones the actor pass computed."""
+    """critic_windows=3: the newest window goes to the front, the first fills every slot (weight 0 until a
+    real window replaces it), and the stored windows' targets are TD(lambda) over the windows stitched into
+    one trajectory: the newest window's equal the actor pass's, an older window's look ahead into the next."""
     agent, grad = shac_h4
     ts = agent.init(jax.random.PRNGKey(0))
     _, (state1, w1) = grad(ts.actor, ts.critic, ts.stats, ts.env_state, jax.random.PRNGKey(1))
@@ -77,8 +78,13 @@ def test_critic_replay_stores_windows_and_recomputes_their_targets(shac_h4):
     np.testing.assert_array_equal(np.asarray(r2["next_obs"][1]), np.asarray(w1[1]))
     # The windows follow each other: window 2 starts where window 1 ended (no episode ended in 8 steps).
     np.testing.assert_allclose(np.asarray(r2["obs"][0][0]), np.asarray(r2["next_obs"][1][-1]), rtol=1e-6)
-    v_old = agent.v(ts.critic, normalize(ts.stats, r2["next_obs"][1])) * r2["alive"][1]
-    np.testing.assert_allclose(np.asarray(agent.critic_targets(r2["reward"][1], v_old, r2["done"][1])),
-                               np.asarray(agent.critic_targets(w1[2], w1[4], w1[5])), rtol=1e-5, atol=1e-6)
+    targets, weights = agent.replay_targets(ts.critic, ts.stats, r2)
+    np.testing.assert_array_equal(np.asarray(weights[:, 0, 0]), [1.0, 1.0, 0.0])
+    np.testing.assert_allclose(np.asarray(targets[0]), np.asarray(agent.critic_targets(w2[2], w2[4], w2[5])),
+                               rtol=1e-5, atol=1e-6)
+    stitched = agent.critic_targets(*(jnp.concatenate([w1[i], w2[i]]) for i in (2, 4, 5)))
+    np.testing.assert_allclose(np.asarray(targets[1]), np.asarray(stitched[:4]), rtol=1e-5, atol=1e-6)
+    alone = np.asarray(agent.critic_targets(w1[2], w1[4], w1[5]))  # window 1's targets cut at its own end
+    assert np.abs(np.asarray(targets[1]) - alone).max() > 1e-3
     out, metrics = agent.iterate(ts)
     assert int(out.replay["count"]) == 1 and np.isfinite(float(metrics["value_loss"]))

@@ -1,4 +1,4 @@
-"""SHAC: TD(lambda) targets vs a plain loop, learning, checkpoints, bad configs (gradients: test_shac_gradients.py)."""
+"""SHAC: TD(lambda) targets vs a plain loop, learning, checkpoints, bad configs (gradients: test_window_gradients.py)."""
 
 import dataclasses
 import shutil

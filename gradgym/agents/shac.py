@@ -350,15 +350,15 @@ class Shac:
         ends = dones.at[-1].set(1.0)
         return td_lambda_targets(rewards, v_next, ends, self.config.gamma, self.config.lam)
 
+    def _critic_loss(self, critic: Any, obs_n: jax.Array, target: jax.Array, weight: jax.Array | None = None):
+        err = (self.v(critic, obs_n) - target) ** 2
+        if weight is None:  # every sample is real (the paper's single window)
+            return jnp.mean(err)
+        return jnp.sum(weight * err) / jnp.maximum(jnp.sum(weight), 1.0)  # replay: slots not filled yet weigh 0
+
     def _critic_update(self, carry, batch):
         critic, opt, skipped = carry
-        if len(batch) == 2:  # every sample is real (the paper's single window)
-            obs_n, target = batch
-            loss_fn = lambda c: jnp.mean((self.v(c, obs_n) - target) ** 2)  # noqa: E731
-        else:  # replay: weight 0 on slots that are not filled yet
-            obs_n, target, w = batch
-            loss_fn = lambda c: jnp.sum(w * (self.v(c, obs_n) - target) ** 2) / jnp.maximum(jnp.sum(w), 1.0)  # noqa: E731
-        loss, grads = jax.value_and_grad(loss_fn)(critic)
+        loss, grads = jax.value_and_grad(self._critic_loss)(critic, *batch)
         critic, opt, skipped, _ = apply_finite_update(self.critic_opt, grads, opt, critic, skipped)
         return (critic, opt, skipped), loss
 

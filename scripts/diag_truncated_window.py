@@ -24,6 +24,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.flatten_util import ravel_pytree
 
 from gradgym.agents.apg import Apg, ApgConfig
 from gradgym.agents.normalize import normalize
@@ -32,7 +33,7 @@ from gradgym.fileio import atomic_write
 
 
 def flat(tree) -> np.ndarray:
-    return np.concatenate([np.ravel(x) for x in jax.tree.leaves(tree)])
+    return np.asarray(ravel_pytree(tree)[0])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.flatten_util import ravel_pytree
 
 from gradgym.agents.apg import Apg, ApgConfig
 from gradgym.agents.normalize import normalize, update_stats
@@ -19,7 +20,7 @@ N, HIDDEN = 4, (16, 16)
 
 
 def flat(tree) -> np.ndarray:
-    return np.concatenate([np.ravel(x) for x in jax.tree.leaves(tree)])
+    return np.asarray(ravel_pytree(tree)[0])
 
 
 @pytest.fixture(scope="module")

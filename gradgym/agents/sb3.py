@@ -99,6 +99,7 @@ def train_sb3(env: BraxEnv, cfg: Sb3Config, seed: int, *, checkpoint_dir=None, r
                          "train from scratch or use apg/ppo/es.")
     import stable_baselines3
     import torch
+    from stable_baselines3.common.logger import Logger
     from stable_baselines3.common.vec_env import VecMonitor
 
     from gradgym.envs.sb3_vec_env import GradGymSB3VecEnv
@@ -112,6 +113,9 @@ def train_sb3(env: BraxEnv, cfg: Sb3Config, seed: int, *, checkpoint_dir=None, r
     policy_kwargs = {"net_arch": list(cfg.hidden), "activation_fn": act, **kwargs.pop("policy_kwargs", {})}
     model = getattr(stable_baselines3, cfg.algorithm)("MlpPolicy", venv, seed=seed, device="cpu", verbose=0,
                                                       policy_kwargs=policy_kwargs, **kwargs)
+    # No output formats: without a logger of its own, every ``learn`` call (one per evaluation chunk)
+    # would make an empty SB3-<date> directory in the system's temp folder.
+    model.set_logger(Logger(folder=None, output_formats=[]))
 
     # Small MLPs gain nothing from intra-op threads, and spinning threads starve the JAX
     # env step on a busy machine; restored at the end.

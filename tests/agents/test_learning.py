@@ -5,6 +5,8 @@ so its reward has no useful gradient: APG is tested on the reacher, whose
 reward (-distance - control cost) is smooth in state and action.
 """
 
+import tempfile
+
 import gymnasium
 import jax
 import numpy as np
@@ -59,9 +61,11 @@ def test_es_same_seed_same_curve(pend):
     assert a.curve.returns != c.curve.returns
 
 
-def test_sb3_learns_pendulum(pend):
+def test_sb3_learns_pendulum(pend, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     result = train("sb3", pend, SB3_CFG, seed=0, progress=False)
     _check_gain(result, 25.0)
+    assert not list(tmp_path.glob("SB3-*")), "SB3's default logger left SB3-<date> folders in the temp directory"
     obs = np.zeros((3, 4), np.float32)
     assert result.policy(obs).shape == (3, 1)
 

@@ -192,7 +192,8 @@ ROBOT_DEFAULTS: dict[str, dict[str, Any]] = {
     # (median) and halfcheetah runs. 256 envs (1,024 critic samples per window) with the linear decay:
     # 2,262 +- 399 at 2M steps over 3 seeds (seed 0 peaks at 2,608, then falls to 1,703); docs/agents.md.
     # Measured and not adopted (docs/agents.md): gamma 0.95 (1,991 +- 322, 3 seeds), 64 envs (peaks at 300k,
-    # collapses), critic_windows 8 (1,624 vs 1,743 at 600k), horizon 32 with truncation 4 (8x fewer updates).
+    # collapses), critic_windows 8 (1,624 vs 1,743 at 600k), horizon 32 with truncation 4 (8x fewer updates),
+    # horizon 8 (nothing at 600k), Adam's default betas (3-seed mean 1,537 at 800k of 2M, default 1,633).
     "halfcheetah": {"horizon": 4, "num_envs": 256},
     # Ant: at H=32 (also what --horizon auto picks) it stays at the survive bonus for 300k steps; the
     # halfcheetah setting walks: 3,153 at 2.4M, 2,477 at 3M, seed 0 (PPO: 7,091); docs/agents.md.

@@ -114,8 +114,10 @@ def train_sb3(env: BraxEnv, cfg: Sb3Config, seed: int, *, checkpoint_dir=None, r
     model = getattr(stable_baselines3, cfg.algorithm)("MlpPolicy", venv, seed=seed, device="cpu", verbose=0,
                                                       policy_kwargs=policy_kwargs, **kwargs)
     # No output formats: without a logger of its own, every ``learn`` call (one per evaluation chunk)
-    # would make an empty SB3-<date> directory in the system's temp folder.
-    model.set_logger(Logger(folder=None, output_formats=[]))
+    # would make an empty SB3-<date> directory in the system's temp folder. A ``tensorboard_log`` given in
+    # ``algo_kwargs`` keeps SB3's own logger, which writes there.
+    if not kwargs.get("tensorboard_log"):
+        model.set_logger(Logger(folder=None, output_formats=[]))
 
     # Small MLPs gain nothing from intra-op threads, and spinning threads starve the JAX
     # env step on a busy machine; restored at the end.

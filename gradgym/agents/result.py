@@ -47,6 +47,8 @@ class TrainResult:
             ``steps_per_s``, ``initial_return``, ``final_return``).
         policy: ``policy(obs) -> action`` on numpy arrays, usable on the
             Gymnasium env of the same robot.
+        history: every update's metrics (JAX agents: ``loss``, ``grad_norm`` before
+            clipping, ``skipped``, ...), one list per metric, in update order.
     """
 
     agent: str
@@ -57,6 +59,7 @@ class TrainResult:
     params: Any
     metrics: dict[str, float]
     policy: Callable[[np.ndarray], np.ndarray]
+    history: dict[str, list[float]] = dataclasses.field(default_factory=dict)
 
     @property
     def final_return(self) -> float:

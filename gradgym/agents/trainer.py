@@ -1,11 +1,15 @@
 """``train(agent, env, config, seed)``: the one training loop for every agent.
 
-JAX agents (apg, ppo, es) expose ``init(key)``, a jitted ``iterate(state)``
-and ``steps_per_iter``; this loop runs iterations until the env-step budget is
-spent, evaluates the deterministic policy on fixed episodes ``num_evals``
-times, prints progress, and writes/reads checkpoints. The sb3 agent has its
-own loop (``gradgym.agents.sb3``) with the same result type; the registry
-(``AgentInfo.train_fn``) names it, so this module never imports it.
+JAX agents (apg, shac, ppo, es) expose ``init(key)``, a jitted
+``iterate(state) -> (state, metrics)`` and ``steps_per_iter``. The loop runs
+all the updates between two evaluation points inside one compiled program
+(:func:`fused_iterate`: a ``lax.scan`` over ``iterate``, as Brax's
+``training_epoch`` and PureJaxRL's ``make_train`` do), comes back to the host
+only to evaluate the deterministic policy on fixed episodes (one vmapped,
+compiled call), log, print progress and write a checkpoint, and keeps every
+update's metrics. The sb3 agent has its own loop (``gradgym.agents.sb3``) with
+the same result type; the registry (``AgentInfo.train_fn``) names it, so this
+module never imports it.
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ import time
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from gradgym import sharding
 from gradgym.agents import get_agent
@@ -64,6 +71,7 @@ def train(
     resume: bool = False,
     progress: bool = True,
     devices: int | None = None,
+    log_dir: str | None = None,
 ) -> TrainResult:
     """Trains ``agent`` on ``env`` for ``config.total_steps`` env steps.
 
@@ -80,6 +88,8 @@ def train(
         devices: JAX agents: split the env batch (``num_envs``; the population for es) over the
             first ``devices`` of ``jax.devices()``, ``None`` = all (see ``gradgym.sharding``); the
             batch must be divisible by it. sb3 (torch) ignores it.
+        log_dir: write TensorBoard event files and a CSV of the training scalars under
+            ``log_dir/<agent>-<robot>-seed<seed>/`` (see :class:`gradgym.agents.logs.TrainLog`).
 
     Returns:
         A :class:`TrainResult`.
@@ -94,14 +104,60 @@ def train(
     sharding.resolve_devices(devices)  # a bad value fails before any compile
     if info.train_fn is not None:  # an agent with its own loop (sb3)
         train_fn = getattr(info.load(), info.train_fn)
-        return train_fn(resolve_env(env), cfg, seed, checkpoint_dir=checkpoint_dir, resume=resume, progress=progress)
+        return train_fn(resolve_env(env), cfg, seed, checkpoint_dir=checkpoint_dir, resume=resume, progress=progress,
+                        log_dir=log_dir)
     dtype = getattr(cfg, "dtype", "float32")
     ctx = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
     with ctx:
-        return _train_jax(info.name, resolve_env(env, dtype), cfg, seed, checkpoint_dir, resume, progress, devices)
+        return _train_jax(info.name, resolve_env(env, dtype), cfg, seed, checkpoint_dir, resume, progress, devices,
+                          log_dir)
 
 
-def _train_jax(name, env, cfg, seed, checkpoint_dir, resume, progress, devices=None) -> TrainResult:
+def eval_schedule(n_iters: int, num_evals: int) -> list[int]:
+    """Iterations after which the policy is evaluated: ``num_evals`` points spread evenly, the last at ``n_iters``."""
+    return sorted({max(1, round(i * n_iters / num_evals)) for i in range(1, num_evals + 1)})
+
+
+def metrics_capacity(n: int) -> int:
+    """Length of the per-update metrics buffer for intervals of up to ``n`` updates: the next power of two >= 16.
+
+    Runs whose intervals fall in the same bucket share one compiled program.
+    """
+    return max(16, 1 << (max(1, n) - 1).bit_length())
+
+
+@functools.lru_cache(maxsize=32)
+def fused_iterate(agent: Any, capacity: int, mesh: Any = None, batch: int | None = None):
+    """One compiled program that runs ``n <= capacity`` of ``agent.iterate`` back to back.
+
+    ``run(ts, n) -> (ts, metrics)``: a ``lax.fori_loop`` with a traced trip
+    count ``n`` (int32), so every interval length of every run shares this
+    program; each update's metrics are written into buffers of length
+    ``capacity`` (entries ``>= n`` stay zero), so the host syncs once per
+    evaluation interval and still sees every update. With a multi-device
+    ``mesh`` the state's shardings are pinned on input and output (see
+    :func:`gradgym.sharding.sharded_iterate`). Cached per (agent, capacity, mesh, batch).
+    """
+    template = jax.eval_shape(agent.init, jax.random.PRNGKey(0))
+    _, metric_shapes = jax.eval_shape(agent.iterate, template)
+
+    def run(ts, n):
+        def body(i, carry):
+            ts, buf = carry
+            ts, m = agent.iterate(ts)
+            return ts, jax.tree.map(lambda b, x: b.at[i].set(x), buf, m)
+
+        buf = jax.tree.map(lambda m: jnp.zeros((capacity, *m.shape), m.dtype), metric_shapes)
+        return jax.lax.fori_loop(0, n, body, (ts, buf))
+
+    if mesh is None or mesh.size == 1:
+        return jax.jit(run)
+    shardings = sharding.state_shardings(template, mesh, batch)
+    replicated = NamedSharding(mesh, P())
+    return jax.jit(run, in_shardings=(shardings, replicated), out_shardings=(shardings, replicated))
+
+
+def _train_jax(name, env, cfg, seed, checkpoint_dir, resume, progress, devices=None, log_dir=None) -> TrainResult:
     resolve = getattr(get_agent(name).load(), "resolve_for_env", None)  # e.g. shac's horizon="auto"
     if resolve is not None:
         cfg = resolve(cfg, env, seed)
@@ -113,7 +169,8 @@ def _train_jax(name, env, cfg, seed, checkpoint_dir, resume, progress, devices=N
     agent = build_agent(name, env, cfg.program_config())
     spi = agent.steps_per_iter
     n_iters = num_iterations(cfg.total_steps, spi)
-    eval_at = {max(1, round(i * n_iters / cfg.num_evals)) for i in range(1, cfg.num_evals + 1)}
+    eval_at = eval_schedule(n_iters, cfg.num_evals)
+    capacity = metrics_capacity(max(b - a for a, b in zip([0, *eval_at], eval_at, strict=False)))
     evaluate = make_evaluator(env, cfg.hidden, cfg.activation, eval_horizon(env, cfg.eval_horizon))
     keys = eval_keys(seed, cfg.eval_episodes)
 
@@ -127,34 +184,46 @@ def _train_jax(name, env, cfg, seed, checkpoint_dir, resume, progress, devices=N
     if path is not None:
         curve, history = Curve(**header["curve"]), header["history"]
         start, elapsed = header["iteration"], header["wall_s"]
-    iterate = agent.iterate
-    if mesh.size > 1:  # env batch split over the devices, the rest replicated; one compiled step
-        ts, iterate = sharding.place_state(ts, mesh, batch, batch_field), sharding.sharded_iterate(agent, mesh, batch)
+    if mesh.size > 1:  # env batch split over the devices, the rest replicated; one compiled program
+        ts = sharding.place_state(ts, mesh, batch, batch_field)
+    run = fused_iterate(agent, capacity, mesh if mesh.size > 1 else None, batch)
+    log = None
+    if log_dir is not None:
+        from gradgym.agents.logs import TrainLog
+
+        log = TrainLog(log_dir, f"{name}-{env.robot}-seed{seed}")
     if path is None:
         curve.append(0, 0.0, score(ts))
-    with Progress(f"{name} {env.robot} seed {seed}", n_iters * spi, progress) as bar:
+        if log is not None:
+            log.record_eval(0, 0.0, curve.returns[-1], 0.0)
+    with contextlib.ExitStack() as stack, Progress(f"{name} {env.robot} seed {seed}", n_iters * spi, progress) as bar:
+        if log is not None:
+            stack.enter_context(log)
         bar.update(start * spi, elapsed, curve.returns[-1])
-        for it in range(start, n_iters):
+        for done in (i for i in eval_at if i > start):
+            n = done - start
             t0 = time.perf_counter()
             with sharding.mesh_context(mesh):
-                ts, metrics = iterate(ts)
-            metrics = jax.device_get(metrics)
+                ts, metrics = run(ts, np.int32(n))
+            metrics = jax.device_get(metrics)  # the one host sync of the interval
             elapsed += time.perf_counter() - t0
-            for k, v in metrics.items():
-                history.setdefault(k, []).append(float(v))
-            done = it + 1
-            if done in eval_at:
-                curve.append(done * spi, elapsed, score(ts))
-                bar.update(done * spi, elapsed, curve.returns[-1], force=True)
-                if checkpoint_dir is not None:
-                    header = {**expect, "iteration": done, "env_steps": done * spi, "wall_s": elapsed,
-                              "curve": curve.to_dict(), "history": history}
-                    save_checkpoint(checkpoint_path(checkpoint_dir, done), ts, header)
-            else:
-                bar.update(done * spi, elapsed, curve.returns[-1])
+            chunk_metrics = {k: [float(x) for x in np.asarray(v)[:n]] for k, v in metrics.items()}
+            for k, v in chunk_metrics.items():
+                history.setdefault(k, []).extend(v)
+            curve.append(done * spi, elapsed, score(ts))
+            bar.update(done * spi, elapsed, curve.returns[-1], force=True)
+            if log is not None:
+                log.record_updates([(start + i + 1) * spi for i in range(n)], chunk_metrics)
+                log.record_eval(done * spi, elapsed, curve.returns[-1], done * spi / elapsed if elapsed > 0 else 0.0)
+            if checkpoint_dir is not None:
+                header = {**expect, "iteration": done, "env_steps": done * spi, "wall_s": elapsed,
+                          "curve": curve.to_dict(), "history": history}
+                save_checkpoint(checkpoint_path(checkpoint_dir, done), ts, header)
+            start = done
     params, stats = agent.policy_params(ts)
     skipped = int(history.get("skipped", [0])[-1]) if history.get("skipped") else 0
     return TrainResult(
         agent=name, robot=env.robot, seed=seed, config=cfg, curve=curve, params=jax.device_get(params),
         metrics=summarize(history, curve, skipped), policy=NumpyPolicy(env, cfg.hidden, cfg.activation, params, stats),
+        history=history,
     )

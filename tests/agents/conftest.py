@@ -22,3 +22,47 @@ def pend():
 def reacher():
     """Reacher with 50-step episodes (the SHAC and APG gradient and learning tests)."""
     return make("reacher", episode_length=50)
+
+
+def plain_loop(result, env):
+    """The unfused reference of a JAX run: ``agent.iterate`` called once per update from Python, the metrics
+    pulled to the host after each, the deterministic policy scored at the same evaluation points.
+
+    Returns ``(params, history, returns)`` to compare with ``result`` (a fused ``train`` run of the same seed).
+    """
+    import jax
+    import numpy as np
+
+    from gradgym.agents.base import eval_horizon, eval_keys, make_evaluator, num_iterations
+    from gradgym.agents.trainer import build_agent, eval_schedule
+
+    cfg = result.config
+    agent = build_agent(result.agent, env, cfg.program_config())
+    n_iters = num_iterations(cfg.total_steps, agent.steps_per_iter)
+    evaluate = make_evaluator(env, cfg.hidden, cfg.activation, eval_horizon(env, cfg.eval_horizon))
+    keys = eval_keys(result.seed, cfg.eval_episodes)
+
+    def score(ts):
+        return float(np.mean(np.asarray(evaluate(*agent.policy_params(ts), keys), np.float64)))
+
+    ts = agent.init(jax.random.PRNGKey(result.seed))
+    history, returns, evals = {}, [score(ts)], set(eval_schedule(n_iters, cfg.num_evals))
+    for it in range(1, n_iters + 1):
+        ts, metrics = agent.iterate(ts)
+        for k, v in jax.device_get(metrics).items():
+            history.setdefault(k, []).append(float(v))
+        if it in evals:
+            returns.append(score(ts))
+    return jax.device_get(agent.policy_params(ts)[0]), history, returns
+
+
+def assert_same_as_plain_loop(result, env):
+    """The fused run equals its plain-loop reference bit for bit: parameters, every update's metrics, the curve."""
+    import jax
+    import numpy as np
+
+    params, history, returns = plain_loop(result, env)
+    assert result.curve.returns == returns
+    for a, b in zip(jax.tree.leaves(result.params), jax.tree.leaves(params), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert result.history == history  # every update's metrics, as floats

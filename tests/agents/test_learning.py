@@ -14,7 +14,7 @@ import pytest
 
 import gradgym  # noqa: F401  (registers the Gymnasium ids)
 from gradgym.agents import train
-from tests.agents.conftest import FAST
+from tests.agents.conftest import FAST, assert_same_as_plain_loop
 
 PPO_CFG = {**FAST, "total_steps": 24_576}
 ES_CFG = {**FAST, "total_steps": 32_000}
@@ -31,8 +31,23 @@ def _check_gain(result, margin):
     assert result.metrics["skipped_updates"] == 0
 
 
-def test_ppo_learns_pendulum(pend):
-    result = train("ppo", pend, PPO_CFG, seed=0, progress=False)
+@pytest.fixture(scope="module")
+def ppo_run(pend):
+    return train("ppo", pend, PPO_CFG, seed=0, progress=False)
+
+
+@pytest.fixture(scope="module")
+def es_run(pend):
+    return train("es", pend, ES_CFG, seed=0, progress=False)
+
+
+@pytest.fixture(scope="module")
+def apg_run(reacher):
+    return train("apg", reacher, APG_CFG, seed=0, progress=False)
+
+
+def test_ppo_learns_pendulum(ppo_run):
+    result = ppo_run
     _check_gain(result, 25.0)
     # The policy drives the Gymnasium env of the same robot within its action space.
     env = gymnasium.make("gradgym/InvertedPendulum-v0", max_episode_steps=100)
@@ -48,9 +63,8 @@ def test_ppo_learns_pendulum(pend):
     assert total >= result.curve.returns[0]
 
 
-def test_es_learns_pendulum(pend):
-    result = train("es", pend, ES_CFG, seed=0, progress=False)
-    _check_gain(result, 25.0)
+def test_es_learns_pendulum(es_run):
+    _check_gain(es_run, 25.0)
 
 
 def test_es_same_seed_same_curve(pend):
@@ -70,9 +84,8 @@ def test_sb3_learns_pendulum(pend, tmp_path, monkeypatch):
     assert result.policy(obs).shape == (3, 1)
 
 
-
-def test_apg_learns_reacher(reacher):
-    result = train("apg", reacher, APG_CFG, seed=0, progress=False)
+def test_apg_learns_reacher(apg_run):
+    result = apg_run
     _check_gain(result, 1.0)
     assert result.metrics["grad_norm_mean"] > 0 and np.isfinite(result.metrics["grad_norm_max"])
 
@@ -85,3 +98,10 @@ def test_es_strategies_run(pend, strategy):
     result = train("es", pend, cfg, seed=0, progress=False)
     assert len(result.curve.returns) == 3
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(result.params))
+
+
+@pytest.mark.parametrize("run,env", [("ppo_run", "pend"), ("es_run", "pend"), ("apg_run", "reacher")])
+def test_fused_loop_equals_plain_loop(run, env, request):
+    """The trainer runs each evaluation interval as one compiled loop; calling ``iterate`` once per update from
+    Python gives the same parameters, per-update metrics and curve, bit for bit."""
+    assert_same_as_plain_loop(request.getfixturevalue(run), request.getfixturevalue(env))

@@ -10,6 +10,7 @@ import pytest
 
 from gradgym.agents import get_agent, train
 from gradgym.agents.shac import Shac, ShacConfig, td_lambda_targets
+from tests.agents.conftest import assert_same_as_plain_loop
 
 # One config for the learning and checkpoint tests: they share the compiled program.
 SHAC_CFG = {"num_envs": 16, "horizon": 16, "total_steps": 20_480, "eval_episodes": 8, "num_evals": 4}
@@ -73,6 +74,11 @@ def test_shac_learns_pendulum_through_its_critic(shac_run):
     assert result.final_return >= 95.0, f"shac returns {r} did not reach 95 of 100"
     assert result.metrics["skipped_updates"] == 0
     assert result.metrics["grad_norm_mean"] > 0 and np.isfinite(result.metrics["grad_norm_max"])
+
+
+def test_shac_fused_loop_equals_plain_loop(shac_run, pend):
+    _, result = shac_run
+    assert_same_as_plain_loop(result, pend)
 
 
 def test_shac_resume_is_bit_identical(shac_run, pend, tmp_path):

@@ -1,14 +1,20 @@
-"""``gradgym compare`` and ``gradgym train``.
+"""``gradgym compare``, ``gradgym train``, ``gradgym eval`` and ``gradgym render --checkpoint``.
 
 ``gradgym compare`` with no arguments runs the built-in default (DEFAULT_*),
 sized for about 11 minutes on 2 CPU cores, compiles included (measured: docs/agents.md).
+``eval`` and ``render --checkpoint`` load a trained policy
+(:mod:`gradgym.agents.policy_io`); this layer adds ``--checkpoint`` to the env
+layer's ``render`` command.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from gradgym.agents import AGENTS
@@ -67,6 +73,32 @@ def _devices(text: str) -> int | None:
     return None if value == "all" else value
 
 
+LOG_DIR_HELP = ("write TensorBoard event files and scalars.csv of each run under DIR/<agent>-<robot>-seed<seed>/ "
+                "(view with `tensorboard --logdir DIR`)")
+CHECKPOINT_HELP = "a checkpoint folder (its newest checkpoint) or file, from `gradgym train --checkpoint-dir`"
+
+
+def _jobs(text: str) -> int | None:
+    value = _int_or("auto", "--jobs", text)
+    return None if value == "auto" else value
+
+
+def default_jobs(n_agents: int) -> int:
+    """Worker processes for ``compare``: on CPU one per usable core (at most one per agent), else 1.
+
+    On CPU each worker gets a core of its own (XLA's CPU programs mostly use one), so agents train side by
+    side; an accelerator is shared better by one process than by several that each reserve its memory.
+    """
+    import os
+
+    import jax
+
+    if jax.default_backend() != "cpu":
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, n_agents))
+
+
 def _overrides(text: str | None) -> dict:
     if not text:
         return {}
@@ -91,7 +123,8 @@ def run_compare(args: argparse.Namespace) -> int:
     per_agent = {a: {"num_evals": args.evals, **overrides.get(a, {})} for a in agents}
     t0 = time.perf_counter()
     results = compare(args.env, agents, args.seeds, args.budget, out, episode_length=args.episode_length,
-                      overrides=per_agent, progress=not args.quiet, devices=args.devices)
+                      overrides=per_agent, progress=not args.quiet, devices=args.devices, log_dir=args.log_dir,
+                      jobs=args.jobs or default_jobs(len(agents)))
     print(Path(out, "report.md").read_text())
     print(f"Wrote {out}/report.md, results.csv, results.json, curves_steps.png, curves_wall.png "
           f"({time.perf_counter() - t0:.0f} s; {len(results['agents'])} agents x {args.seeds} seeds).")
@@ -110,12 +143,14 @@ def run_train(args: argparse.Namespace) -> int:
         cfg["horizon"] = args.horizon
     env = make(args.env, episode_length=args.episode_length or get_robot(args.env).max_episode_steps)
     result = train(args.agent, env, cfg, args.seed, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
-                   progress=not args.quiet, devices=args.devices)
+                   progress=not args.quiet, devices=args.devices, log_dir=args.log_dir)
     summary = result.summary()
     if args.out:
+        from gradgym.agents.plots import plot_run
         from gradgym.fileio import atomic_write
 
         atomic_write(args.out, json.dumps(summary, indent=1).encode())
+        plot_run(summary, Path(args.out).with_suffix(".png"))
     m = result.metrics
     print(f"{args.agent} on {args.env} (seed {args.seed}): return {m['initial_return']:.2f} -> "
           f"{m['final_return']:.2f} in {m['env_steps']:,.0f} env steps, {m['wall_s']:.1f} s "
@@ -143,6 +178,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="run folder (default runs/compare-<env>-<time>)")
     p.add_argument("--horizon", type=_horizon, default=None, help=HORIZON_HELP)
     p.add_argument("--devices", type=_devices, default=None, metavar="N", help=DEVICES_HELP)
+    p.add_argument("--log-dir", default=None, help=LOG_DIR_HELP)
+    p.add_argument("--jobs", type=_jobs, default=None, metavar="N",
+                   help="worker processes, one CPU core each; the agents are dealt out to them (default: on CPU, "
+                   "one per usable core up to the number of agents; on an accelerator 1)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_compare_with_defaults)
 
@@ -156,13 +195,91 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--horizon", type=_horizon, default=None, help=HORIZON_HELP)
     t.add_argument("--checkpoint-dir", default=None, help="write checkpoints here")
     t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --checkpoint-dir")
-    t.add_argument("--out", default=None, help="write the run summary (curve, metrics) as JSON here")
+    t.add_argument("--out", default=None,
+                   help="write the run summary (curve, metrics) as JSON here and its learning curve beside it (.png)")
     t.add_argument("--devices", type=_devices, default=None, metavar="N", help=DEVICES_HELP)
+    t.add_argument("--log-dir", default=None, help=LOG_DIR_HELP)
     t.add_argument("--quiet", action="store_true", help="no progress lines")
     t.set_defaults(func=run_train)
+
+    e = subparsers.add_parser("eval", help="score a trained policy (checkpoint) on fixed episodes",
+                              description="Runs a checkpoint's deterministic policy on fixed episodes and prints the "
+                              "mean return with its 95% interval and the mean episode length. By default these are "
+                              "the run's own evaluation episodes (its seed and eval_episodes), so the mean equals the "
+                              "run's last evaluation return.")
+    e.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
+    e.add_argument("--episodes", type=int, default=None, help="episodes (default: the run's eval_episodes)")
+    e.add_argument("--seed", type=int, default=None, help="seed of the episodes (default: the run's seed)")
+    e.add_argument("--out", default=None, help="also write the scores as JSON here")
+    e.set_defaults(func=run_eval)
+
+    r = subparsers.choices.get("render")  # the env layer's command; a checkpoint's policy is this layer's
+    if r is not None:
+        r.add_argument("--checkpoint", default=None,
+                       help=f"{CHECKPOINT_HELP}: render its deterministic policy on its robot (first evaluation "
+                       "episode of --seed, default the run's) to --out .html, .gif, .mp4 or .png (default "
+                       "<checkpoint folder>/<robot>.html); --steps defaults to the run's evaluation horizon")
+        r.set_defaults(func=functools.partial(run_render, fallback=r.get_default("func")))
 
 
 def _compare_with_defaults(args: argparse.Namespace) -> int:
     if args.episode_length is None and args.env == DEFAULT_ROBOT:
         args.episode_length = DEFAULT_EPISODE_LENGTH
     return run_compare(args)
+
+
+def _load_policy(checkpoint: str):
+    """Loads a checkpoint's policy; turns on JAX's 64-bit mode first when the run was float64."""
+    import jax
+
+    from gradgym.agents.policy_io import load_policy, read_policy_header
+
+    _, header = read_policy_header(checkpoint)
+    if header["env"].get("dtype") == "float64":
+        jax.config.update("jax_enable_x64", True)
+    return load_policy(checkpoint)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from gradgym.agents.evaluation import check_episodes, evaluate_policy
+    from gradgym.fileio import atomic_write
+
+    if args.episodes is not None:
+        check_episodes(args.episodes)
+    policy = _load_policy(args.checkpoint)
+    res = evaluate_policy(policy, args.episodes, args.seed)
+    ci = "± n/a (one episode)" if math.isnan(res.return_ci95) else f"± {res.return_ci95:.2f}"
+    print(f"{policy.agent} on {policy.env.robot}, {policy.path} ({policy.header.get('env_steps', 0):,} env steps):")
+    print(f"  return {res.return_mean:.2f} {ci} (95% interval, {len(res.returns)} episodes, seed {res.seed}); "
+          f"mean episode length {res.length_mean:.1f} steps (horizon {res.horizon})")
+    if res.training_return is not None:
+        print(f"  the run's own evaluation episodes: its last evaluation return was {res.training_return:.2f}")
+    if args.out:
+        from gradgym.agents.trainer import env_options
+
+        doc = {"checkpoint": str(policy.path), "agent": policy.agent, "robot": policy.env.robot,
+               "env": env_options(policy.env), "run_seed": policy.seed, "env_steps": policy.header.get("env_steps"),
+               "config": policy.config.to_dict(), "episodes": len(res.returns), **res.to_dict()}
+        atomic_write(args.out, json.dumps(doc, indent=1).encode())
+        print(f"wrote {args.out}")
+    return 0
+
+
+def run_render(args: argparse.Namespace, fallback: Callable[[argparse.Namespace], int]) -> int:
+    """``gradgym render --checkpoint``: the policy of a checkpoint; without it, the env layer's render."""
+    if args.checkpoint is None:
+        return fallback(args)
+    from gradgym.agents.watch import check_output, render_policy
+
+    given = [f for f, v in (("--env", args.env), ("--backend", args.backend), ("--policy", args.policy)) if v]
+    if given:
+        raise ValueError(f"{', '.join(given)} cannot be combined with --checkpoint: the robot, backend and policy "
+                         "come from the checkpoint; drop them.")
+    if args.out is not None:
+        check_output(args.out)
+    policy = _load_policy(args.checkpoint)
+    out = args.out or policy.path.parent / f"{policy.env.robot}.html"
+    print(f"render: {policy.agent} policy on {policy.env.robot} from {policy.path} -> {out}")
+    path, n = render_policy(policy, out, args.steps, args.seed, args.width, args.height)
+    print(f"wrote {path} ({n - 1} steps)")
+    return 0

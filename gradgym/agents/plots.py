@@ -58,3 +58,38 @@ def plot_curves(results: dict[str, Any], out_dir: str | os.PathLike) -> list[Pat
         tmp.unlink()
         written.append(path)
     return written
+
+
+def plot_run(summary: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Writes one run's learning curve (return vs env steps and vs training seconds) as a PNG, atomically.
+
+    Args:
+        summary: ``TrainResult.summary()`` (what ``gradgym train --out`` saves as JSON).
+        path: the PNG to write.
+
+    Returns:
+        The written path.
+    """
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gradgym.fileio import atomic_write
+
+    c = summary["curve"]
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.8), dpi=110, sharey=True)
+    for ax, x_key, label in ((axes[0], "env_steps", "environment steps"),
+                             (axes[1], "wall_s", "wall-clock seconds (training)")):
+        ax.plot(c[x_key], c["returns"], marker="o")
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("evaluation return")
+    fig.suptitle(f"{summary['agent']} on {summary['robot']}, seed {summary['seed']}")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return atomic_write(path, buf.getvalue())

@@ -19,6 +19,8 @@ import numpy as np
 
 from gradgym.envs.robots import ROBOTS, get_robot
 
+RENDER_STEPS = 100
+
 
 def _positive(text: str) -> int:
     try:
@@ -47,10 +49,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser("render", help="render a rollout to a PNG (last frame) or an HTML viewer")
     _common(p, default_env="ant")
-    p.add_argument("--steps", type=_positive, default=100, help="steps to roll out (default 100)")
-    p.add_argument("--policy", choices=("random", "zero"), default="random", help="actions (default random)")
-    p.add_argument("--out", required=True, help="output file ending in .png or .html")
-    p.set_defaults(func=cmd_render)
+    p.add_argument("--steps", type=_positive, default=None, help=f"steps to roll out (default {RENDER_STEPS})")
+    p.add_argument("--policy", choices=("random", "zero"), default=None, help="actions (default random)")
+    p.add_argument("--out", default=None, help="output file ending in .png or .html")
+    # None marks "not given" (the agents layer's --checkpoint takes the robot and seed from the checkpoint).
+    p.set_defaults(func=cmd_render, env=None, seed=None)
 
 
 def _common(p: argparse.ArgumentParser, default_env: str) -> None:
@@ -112,6 +115,12 @@ def cmd_render(args: argparse.Namespace) -> int:
     """Rolls out a random or zero policy and saves the last frame (.png) or the viewer (.html)."""
     from gradgym.envs import render
 
+    if args.out is None:
+        raise ValueError("render needs --out FILE (.png or .html), e.g. --out runs/ant.png.")
+    args.env = "ant" if args.env is None else args.env
+    args.seed = 0 if args.seed is None else args.seed
+    args.steps = RENDER_STEPS if args.steps is None else args.steps
+    args.policy = args.policy or "random"
     get_robot(args.env)
     path = _out_path(args.out)
 

@@ -339,6 +339,7 @@ def make(
             "or use `with jax.enable_x64(True):` before making the env."
         )
     # Validate before the cache lookup: an unhashable value would otherwise fail there without naming itself.
-    resolve_backend(get_robot(robot), backend)  # fail early with the lists of names
+    # Resolved first, so make("ant") and make("ant", "spring") are one env (and share compiled code).
+    backend = resolve_backend(get_robot(robot), backend)  # fails early with the lists of names
     _check_episode_length(episode_length)
     return _make_cached(robot, backend, noise, episode_length, dtype)

@@ -1,11 +1,12 @@
-"""Rendering helpers: RGB frames (MuJoCo offscreen) and interactive HTML (brax viewer).
+"""Rendering helpers: RGB frames (MuJoCo offscreen), animations (GIF, MP4) and interactive HTML (brax viewer).
 
 Frames come from MuJoCo's renderer on the robot's MJCF model, posed with the
 Brax state's joint positions. Headless Linux needs an offscreen GL: this module
 defaults ``MUJOCO_GL=osmesa`` when no display is present and MuJoCo has not
 been imported yet (set it yourself before importing brax/mujoco otherwise).
 
-All files are written atomically (a temporary file in the same folder, then
+Animations are encoded with imageio (Pillow for GIF, imageio-ffmpeg's
+ffmpeg for MP4/H.264). All files are written atomically (a temporary file in the same folder, then
 ``os.replace``), so a crash never leaves a half-written PNG or HTML file.
 """
 
@@ -138,3 +139,40 @@ def html_string(sys: Any, states: Sequence[Any], height: int | str = "100vh") ->
 def save_html(path: str | os.PathLike, sys: Any, states: Sequence[Any], height: int | str = "100vh") -> Path:
     """Writes the brax HTML viewer of ``states`` to ``path`` atomically; returns the path."""
     return _atomic_write(path, html_string(sys, states, height).encode("utf-8"))
+
+
+ANIMATION_SUFFIXES = (".gif", ".mp4")
+MIN_GIF_FRAME_MS = 20  # browsers play GIF delays under 2 centiseconds at 10 cs
+
+
+def gif_frame_ms(dt: float) -> int:
+    """A GIF frame's delay for a physics step of ``dt`` s: whole centiseconds, at least 20 ms."""
+    return max(MIN_GIF_FRAME_MS, 10 * round(100 * float(dt)))
+
+
+def save_animation(path: str | os.PathLike, frames: Sequence[np.ndarray], dt: float) -> Path:
+    """Writes ``uint8`` (H, W, 3) frames as an animated GIF or an MP4, atomically; returns the path.
+
+    One frame per ``dt`` seconds of simulated time: an MP4 plays at ``1/dt``
+    frames per second; a GIF at :func:`gif_frame_ms` per frame (slower than
+    real time when ``dt`` < 20 ms), looping. A GIF stores a run of identical
+    frames as one frame shown for their summed time (Pillow's encoder), so
+    its total duration, not its frame count, is ``len(frames)`` delays.
+    MP4 (H.264) wants width and height divisible by 16; ffmpeg's writer
+    resizes other sizes with a warning.
+    """
+    import imageio.v3 as iio
+
+    suffix = Path(path).suffix.lower()
+    if suffix not in ANIMATION_SUFFIXES:
+        raise ValueError(f"An animation is saved as .gif or .mp4, got {str(path)!r}; e.g. runs/ant.gif.")
+    if not float(dt) > 0:
+        raise ValueError(f"dt must be a positive number of seconds per frame, got {dt!r}.")
+    video = np.stack([np.asarray(f) for f in frames]) if len(frames) else np.zeros((0,), np.uint8)
+    if video.dtype != np.uint8 or video.ndim != 4 or video.shape[0] < 1 or video.shape[3] != 3:
+        raise ValueError(f"save_animation needs one or more uint8 (H, W, 3) frames, got {video.dtype} {video.shape}.")
+    if suffix == ".gif":
+        data = iio.imwrite("<bytes>", video, extension=".gif", duration=gif_frame_ms(dt), loop=0)
+    else:
+        data = iio.imwrite("<bytes>", video, extension=".mp4", fps=1.0 / float(dt))
+    return _atomic_write(path, data)

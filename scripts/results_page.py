@@ -1,0 +1,35 @@
+"""Writes docs/results.md and one learning-curve PNG per robot from the stored runs in docs/results/.
+
+    python scripts/results_page.py                       # --results docs/results --out docs/results.md
+    python scripts/results_page.py --figures docs/figures
+
+Stored runs: ``gradgym train ... --out docs/results/<name>.json`` (one run) or a
+``gradgym compare`` ``results.json``; planned runs: ``docs/results/manifest.json``.
+See :mod:`gradgym.agents.results_page`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gradgym.agents.results_page import ResultsError, write_results_page
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--results", default="docs/results", help="folder of stored result JSONs and manifest.json")
+    p.add_argument("--out", default="docs/results.md", help="the Markdown page to write")
+    p.add_argument("--figures", default=None, help="folder for the PNGs (default: --results)")
+    args = p.parse_args(argv)
+    try:
+        written = write_results_page(args.results, args.out, args.figures)
+    except ResultsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print("Wrote " + ", ".join(map(str, written)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -40,8 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
     from gradgym.cache import enable_compilation_cache
 
-    if os.environ.get("GRADGYM_JAX_CACHE", "off") not in ("", "off"):
-        enable_compilation_cache()
+    if os.environ.get("GRADGYM_JAX_CACHE", "") != "off":
+        # On by default: a second run skips most compiles. Exported so compare's worker processes share it.
+        os.environ["GRADGYM_JAX_CACHE"] = str(enable_compilation_cache())
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     if not argv:

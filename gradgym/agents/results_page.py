@@ -16,10 +16,10 @@ import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from gradgym.agents.stats import bootstrap_ci
 from gradgym.agents.stored_results import MANIFEST, PlannedRun, ResultsError, StoredRun, load_manifest, load_results
 from gradgym.fileio import atomic_write
 
@@ -48,23 +48,6 @@ class Row:
         """Seeds the manifest plans (``range(seeds)``) that are not stored."""
         have = {r.seed for r in self.runs}
         return [s for s in range(self.planned.seeds) if s not in have] if self.planned else []
-
-
-def _bootstrap_ci(values: Any, n_boot: int = 10_000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean: ``n_boot`` resamples with replacement.
-
-    With identical values the interval has zero width; with three seeds it is
-    (almost surely) their range, since a resample of three equal draws of the
-    smallest value has probability 1/27 > 2.5%.
-    """
-    v = np.asarray(values, np.float64).ravel()
-    if v.size == 0:
-        raise ValueError("bootstrap of an empty set of values; pass at least one value.")
-    idx = np.random.default_rng(seed).integers(0, v.size, (n_boot, v.size))
-    means = v[idx].mean(axis=1)
-    tail = 100.0 * (1.0 - level) / 2.0
-    low, high = np.percentile(means, [tail, 100.0 - tail])
-    return float(low), float(high)
 
 
 def group_rows(runs: Sequence[StoredRun], planned: Sequence[PlannedRun] = ()) -> dict[str, list[Row]]:
@@ -114,7 +97,7 @@ def _steps(n: int) -> str:
 def _mean_ci(values: list[float]) -> str:
     if len(values) < 2:
         return f"{_num(values[0])} (1 seed, no interval)"
-    low, high = _bootstrap_ci(values)
+    low, high = bootstrap_ci(values)
     return f"{_num(float(np.mean(values)))} [{_num(low)}, {_num(high)}]"
 
 
@@ -177,7 +160,7 @@ def plot_robot(robot: str, rows: list[Row], path: str | os.PathLike) -> Path:
                                          ("wall_s", "wall-clock seconds (training)")), strict=True):
         for row in (r for r in rows if r.runs):
             x, ys = _common_grid(row.runs, x_key)
-            ci = np.array([_bootstrap_ci(col) for col in ys.T])
+            ci = np.array([bootstrap_ci(col) for col in ys.T])
             line, = ax.plot(x, ys.mean(0), label=f"{row.name}, {_steps(row.budget)} (n={len(row.runs)})")
             ax.fill_between(x, ci[:, 0], ci[:, 1], color=line.get_color(), alpha=0.2)
         ax.set_xlabel(label)

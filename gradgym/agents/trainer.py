@@ -186,7 +186,7 @@ def _train_jax(name, env, cfg, seed, checkpoint_dir, resume, progress, devices=N
         start, elapsed = header["iteration"], header["wall_s"]
     if mesh.size > 1:  # env batch split over the devices, the rest replicated; one compiled program
         ts = sharding.place_state(ts, mesh, batch, batch_field)
-    run = fused_iterate(agent, capacity, mesh if mesh.size > 1 else None, batch)
+    run = fused_iterate(agent, capacity, *((mesh, batch) if mesh.size > 1 else ()))
     log = None
     if log_dir is not None:
         from gradgym.agents.logs import TrainLog

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gradgym.agents.results_page import ResultsError, _bootstrap_ci, load_results, write_results_page
+from gradgym.agents.results_page import ResultsError, load_results, write_results_page
+from gradgym.agents.stats import bootstrap_ci
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "results_page"
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "results_page.py"
@@ -45,17 +46,17 @@ def page(tmp_path) -> tuple[str, Path]:
 
 
 def test_bootstrap_ci_known_answers():
-    assert _bootstrap_ci([1234.5, 1234.5, 1234.5]) == (1234.5, 1234.5)  # identical seeds: zero width
+    assert bootstrap_ci([1234.5, 1234.5, 1234.5]) == (1234.5, 1234.5)  # identical seeds: zero width
     # Two seeds: the resample means are a, (a+b)/2, b with probability 1/4, 1/2, 1/4, so the interval is [a, b].
-    assert _bootstrap_ci([3.0, 7.0]) == exact_percentile_ci([3.0, 7.0]) == (3.0, 7.0)
+    assert bootstrap_ci([3.0, 7.0]) == exact_percentile_ci([3.0, 7.0]) == (3.0, 7.0)
     # Three seeds: three draws of the smallest has probability 1/27 > 2.5%, so the interval is the range.
     assert exact_percentile_ci([100.0, 200.0, 300.0]) == (100.0, 300.0)
-    assert _bootstrap_ci([100.0, 200.0, 300.0]) == (100.0, 300.0)
+    assert bootstrap_ci([100.0, 200.0, 300.0]) == (100.0, 300.0)
     # Five seeds: a proper interior interval, close to the exact one.
     vals = [1.0, 2.0, 4.0, 8.0, 16.0]
-    assert _bootstrap_ci(vals) == pytest.approx(exact_percentile_ci(vals), abs=0.5)
-    with pytest.raises(ValueError, match="empty"):
-        _bootstrap_ci([])
+    assert bootstrap_ci(vals) == pytest.approx(exact_percentile_ci(vals), abs=0.5)
+    with pytest.raises(ValueError, match="at least one"):
+        bootstrap_ci([])
 
 
 def test_page_numbers(page):

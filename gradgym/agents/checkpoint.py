@@ -24,6 +24,7 @@ truncated or corrupt (a failing disk, a bad copy).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -42,6 +43,13 @@ MAGIC = b"GRADGYM-CKPT\n"
 FORMAT_VERSION = 1
 PATTERN = re.compile(r"^ckpt_(\d{8})\.gradgym$")
 TMP_PATTERN = re.compile(r"^\.ckpt_\d{8}\.gradgym\..*\.tmp$")  # gradgym.fileio.atomic_write's temp files
+
+
+def env_options(env: Any) -> dict[str, Any]:
+    """JSON-safe description of a ``BraxEnv`` (stored in checkpoint headers and reports)."""
+    opts = {"robot": env.robot, "backend": env.backend, "episode_length": env.episode_length, "dtype": env.dtype,
+            "noise": dataclasses.asdict(env.noise)}
+    return json.loads(json.dumps(opts))
 
 
 class CheckpointError(ValueError):

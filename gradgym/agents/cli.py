@@ -259,7 +259,7 @@ def run_eval(args: argparse.Namespace) -> int:
     if res.training_return is not None:
         print(f"  the run's own evaluation episodes: its last evaluation return was {res.training_return:.2f}")
     if args.out:
-        from gradgym.agents.trainer import env_options
+        from gradgym.agents.checkpoint import env_options
 
         doc = {"checkpoint": str(policy.path), "agent": policy.agent, "robot": policy.env.robot,
                "env": env_options(policy.env), "run_seed": policy.seed, "env_steps": policy.header.get("env_steps"),

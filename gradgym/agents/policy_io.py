@@ -69,7 +69,7 @@ def read_policy_header(path: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
 
 
 def env_from_options(options: dict[str, Any]) -> BraxEnv:
-    """The env ``gradgym.agents.trainer.env_options`` described (lists back to tuples)."""
+    """The env ``gradgym.agents.checkpoint.env_options`` described (lists back to tuples)."""
     noise = {k: tuple(v) if isinstance(v, list) else v for k, v in (options.get("noise") or {}).items()}
     return make(options["robot"], options.get("backend"), episode_length=options.get("episode_length"),
                 dtype=options.get("dtype", "float32"), **noise)

@@ -52,7 +52,7 @@ def compare(
             seeds stay in one process, so its programs compile once). ``1``: everything in this process.
         log_dir: TensorBoard/CSV training logs, one subfolder per run (see :class:`gradgym.agents.logs.TrainLog`).
     """
-    from gradgym.agents.trainer import env_options
+    from gradgym.agents.checkpoint import env_options
     from gradgym.envs.core import make
     from gradgym.envs.robots import get_robot
 

@@ -236,7 +236,7 @@ def _progress_callback(bar: Progress, curve: Curve, clock: list[float]):
 
 
 def _learn(env, cfg, seed, model, checkpoint_dir, progress, log) -> TrainResult:
-    from gradgym.agents.trainer import env_options
+    from gradgym.agents.checkpoint import env_options
 
     policy = predict_fn(model)
     keys, horizon = eval_keys(seed, cfg.eval_episodes), eval_horizon(env, cfg.eval_horizon)

@@ -15,9 +15,7 @@ module never imports it.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
-import json
 import time
 from typing import Any
 
@@ -30,17 +28,10 @@ from jax.sharding import PartitionSpec as P
 from gradgym import sharding
 from gradgym.agents import get_agent
 from gradgym.agents.base import NumpyPolicy, eval_horizon, eval_keys, make_evaluator, num_iterations
-from gradgym.agents.checkpoint import checkpoint_path, load_latest_checkpoint, save_checkpoint
+from gradgym.agents.checkpoint import checkpoint_path, env_options, load_latest_checkpoint, save_checkpoint
 from gradgym.agents.progress import Progress
 from gradgym.agents.result import Curve, TrainResult, summarize
 from gradgym.envs.core import BraxEnv, make
-
-
-def env_options(env: BraxEnv) -> dict[str, Any]:
-    """JSON-safe description of an env (stored in checkpoints and reports)."""
-    opts = {"robot": env.robot, "backend": env.backend, "episode_length": env.episode_length, "dtype": env.dtype,
-            "noise": dataclasses.asdict(env.noise)}
-    return json.loads(json.dumps(opts))
 
 
 def resolve_env(env: str | BraxEnv, dtype: str = "float32") -> BraxEnv:

@@ -123,7 +123,7 @@ def test_cli_compare_and_train_write_reports(tmp_path):
     assert set(results["agents"]) == {"ppo", "es"}
     assert len(results["agents"]["es"]["runs"]) == 2
     report = (out / "report.md").read_text()
-    assert "| ppo" in report and "| es" in report and "±" in report
+    assert "| ppo" in report and "| es" in report and "95% CI" in report and "**Verdict**" in report
     rows = (out / "results.csv").read_text().strip().splitlines()
     assert rows[0] == "agent,seed,env_steps,wall_s,return" and len(rows) == 1 + 2 * (3 + 1) + 2 * (4 + 1)
     assert (out / "curves_steps.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

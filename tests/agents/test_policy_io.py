@@ -11,11 +11,11 @@ import pytest
 
 from gradgym.agents import AGENTS, get_agent, train
 from gradgym.agents.base import eval_keys, make_evaluator
-from gradgym.agents.checkpoint import CheckpointError, save_checkpoint
+from gradgym.agents.checkpoint import CheckpointError, env_options, save_checkpoint
 from gradgym.agents.evaluation import evaluate_policy
 from gradgym.agents.policy_io import load_policy
 from gradgym.agents.sb3 import rollout_numpy
-from gradgym.agents.trainer import build_agent, env_options
+from gradgym.agents.trainer import build_agent
 from gradgym.agents.watch import render_policy
 from gradgym.cli import main
 from gradgym.envs import make

@@ -37,6 +37,7 @@ import jax
 import numpy as np
 from flax import serialization
 
+from gradgym.envs.spring_grad import resolve_grad_path
 from gradgym.fileio import atomic_write
 
 MAGIC = b"GRADGYM-CKPT\n"
@@ -49,6 +50,9 @@ def env_options(env: Any) -> dict[str, Any]:
     """JSON-safe description of a ``BraxEnv`` (stored in checkpoint headers and reports)."""
     opts = {"robot": env.robot, "backend": env.backend, "episode_length": env.episode_length, "dtype": env.dtype,
             "noise": dataclasses.asdict(env.noise)}
+    if env.grad_path != resolve_grad_path(env.backend, None):
+        # Only a non-default path is recorded, so headers written before grad_path existed still match.
+        opts["grad_path"] = env.grad_path
     return json.loads(json.dumps(opts))
 
 

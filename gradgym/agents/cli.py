@@ -19,6 +19,9 @@ from pathlib import Path
 
 from gradgym.agents import AGENTS
 
+GRAD_PATH_CHOICES = ("brax", "remat", "fast")
+"""``gradgym.envs.GRAD_PATHS``, spelled out so that building the parser does not import JAX (tested equal)."""
+
 # The built-in default (`gradgym` with no arguments) is sized for <= 8 minutes on 2 CPU cores, compiles included,
 # and to end decisively: the double pendulum's reward (alive bonus minus distance and velocity penalties) is smooth
 # enough for analytic gradients, its programs compile fast, and in 40k env steps PPO, APG and SHAC all end clearly
@@ -145,7 +148,8 @@ def run_train(args: argparse.Namespace) -> int:
         cfg["total_steps"] = args.budget
     if args.horizon is not None:
         cfg["horizon"] = args.horizon
-    env = make(args.env, episode_length=args.episode_length or get_robot(args.env).max_episode_steps)
+    env = make(args.env, episode_length=args.episode_length or get_robot(args.env).max_episode_steps,
+               grad_path=args.grad_path)
     result = train(args.agent, env, cfg, args.seed, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
                    progress=not args.quiet, devices=args.devices, log_dir=args.log_dir)
     summary = result.summary()
@@ -197,6 +201,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--episode-length", type=int, default=None, help="episode limit (default: the robot's Gym limit)")
     t.add_argument("--config", default=None, help='config overrides as JSON, e.g. \'{"learning_rate": 1e-3}\'')
     t.add_argument("--horizon", type=_horizon, default=None, help=HORIZON_HELP)
+    t.add_argument("--grad-path", default=None, choices=GRAD_PATH_CHOICES,
+                   help="how gradients run through the spring physics (default fast; brax = Brax's own step)")
     t.add_argument("--checkpoint-dir", default=None, help="write checkpoints here")
     t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --checkpoint-dir")
     t.add_argument("--out", default=None,

@@ -72,7 +72,7 @@ def env_from_options(options: dict[str, Any]) -> BraxEnv:
     """The env ``gradgym.agents.checkpoint.env_options`` described (lists back to tuples)."""
     noise = {k: tuple(v) if isinstance(v, list) else v for k, v in (options.get("noise") or {}).items()}
     return make(options["robot"], options.get("backend"), episode_length=options.get("episode_length"),
-                dtype=options.get("dtype", "float32"), **noise)
+                dtype=options.get("dtype", "float32"), grad_path=options.get("grad_path"), **noise)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,6 +26,7 @@ Usage::
     python scripts/profile_spring_grad.py --out docs/spring_grad.json --resume   # after an interruption: redo only missing cases
     python scripts/profile_spring_grad.py --float32-errors --out docs/spring_grad_f32.json   # float32 vs float64 gradients only
     python scripts/profile_spring_grad.py --robots reacher --windows 2 --envs 4 --f64-envs 2   # smoke run
+    python scripts/profile_spring_grad.py --table docs/spring_grad.json   # the markdown table of a stored run
 
 Each robot and window runs in a fresh child process (its memory is returned
 and no compiled code is shared); ``--out`` is rewritten after every case.
@@ -358,8 +359,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--float32-errors", action="store_true",
                    help="only compare each path's float32 gradient with Brax's float64 one (--f64-envs envs)")
     p.add_argument("--resume", action="store_true", help="keep the cases already in --out (after an interrupted run)")
+    p.add_argument("--table", metavar="JSON", help="only print the markdown table of a stored result and exit")
     p.add_argument("--case", help=argparse.SUPPRESS)  # ROBOT:WINDOW, the child's job
     args = p.parse_args(argv)
+    if args.table:
+        with open(args.table) as f:
+            print(markdown(json.load(f)))
+        return 0
     if args.envs < 1 or min(args.windows) < 1 or args.rounds < 1 or args.seconds <= 0 or args.f64_envs < 0:
         p.error("--envs, --windows and --rounds must be positive, --seconds > 0, --f64-envs >= 0.")
     results = {

@@ -226,7 +226,7 @@ def verdict(results: dict[str, Any]) -> str:
     stat = next(iter(agents.values()))["final"]["stat"]
     per_step = _ranking_text("per env step", {n: a["final"] for n, a in agents.items()})
     t_common, at_t = wall_clock_estimates(agents)
-    per_sec = _ranking_text(f"per wall-clock second (return after {t_common:.0f} s, when the fastest agent had "
+    per_sec = _ranking_text(f"per wall-clock second (return after {t_common:.3g} s, when the fastest agent had "
                             "spent its budget)", at_t)
     text = (f"**Verdict** ({stat} of {results['seeds']} seed(s), 95% bootstrap intervals, "
             f"{results['budget']:,} env steps): {per_step}; {per_sec}.")

@@ -134,21 +134,23 @@ def render_table(rows: list[Row]) -> str:
 
 
 def _common_grid(runs: list[StoredRun], x_key: str) -> tuple[np.ndarray, np.ndarray]:
-    """Every seed's returns on the union of the seeds' evaluation points up to the shortest run's end.
+    """Every seed's returns on the union of the seeds' evaluation points.
 
-    Returns (x, returns[seed, x]); between evaluation points the curves are interpolated linearly.
+    Returns (x, returns[seed, x]); between evaluation points the curves are interpolated linearly, and after
+    its last one a run keeps its final return (it has finished: its policy is the final one). This matters on
+    the wall-clock axis, where the seeds of one process differ by the compile that only the first one pays.
     """
     xs = [np.asarray(r.curve[x_key], np.float64) for r in runs]
-    end = min(x[-1] for x in xs)
-    grid = np.unique(np.concatenate([x[x <= end] for x in xs]))
+    grid = np.unique(np.concatenate(xs))
     return grid, np.stack([np.interp(grid, x, r.curve["returns"]) for x, r in zip(xs, runs, strict=True)])
 
 
 def plot_robot(robot: str, rows: list[Row], path: str | os.PathLike) -> Path:
     """Writes the robot's learning-curve PNG: return vs env steps and vs wall-clock, one line per row.
 
-    Each line is the mean over seeds (curves interpolated onto a common grid up to
-    the shortest run); the band is the 95% bootstrap interval of that mean.
+    Each line is the mean over seeds (curves interpolated onto a common grid, a
+    finished run holding its final return); the band is the 95% bootstrap interval
+    of that mean.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

@@ -10,8 +10,9 @@ device simulates its slice of the batch and the gradient/statistics reductions
 become cross-device all-reduces. Nothing here is CPU- or GPU-specific; on one
 CPU, ``XLA_FLAGS=--xla_force_host_platform_device_count=4`` fakes 4 devices.
 
-Multi-host: call ``jax.distributed.initialize()`` in every process (one per
-host, or one per accelerator) *before anything else touches JAX*; afterwards
+Multi-host: call ``jax.distributed.initialize()`` (``gradgym.distributed.initialize``
+sets up CPU collectives too) in every process (one per host, or one per
+accelerator) *before anything else touches JAX*; afterwards
 ``jax.devices()`` lists the devices of all hosts, ``resolve_devices(None)``
 uses them all and :func:`place_state` builds global arrays from the (identical)
 host-local values each process computed from the same seed. Every process must

@@ -80,6 +80,21 @@ def _devices(text: str) -> int | None:
     return None if value == "all" else value
 
 
+COORDINATOR_HELP = ("join a multi-process run (one process per host, or several on one machine): the address of "
+                    "process 0, which listens there (default: $GRADGYM_COORDINATOR); with --num-processes and "
+                    "--process-id the env batch is split over the devices of all processes, see docs/scaling.md")
+
+
+def _process_id(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"--process-id must be an int >= 0, got {text!r}.")
+    return value
+
+
 LOG_DIR_HELP = ("write TensorBoard event files and scalars.csv of each run under DIR/<agent>-<robot>-seed<seed>/ "
                 "(view with `tensorboard --logdir DIR`)")
 CHECKPOINT_HELP = "a checkpoint folder (its newest checkpoint) or file, from `gradgym train --checkpoint-dir`"
@@ -138,7 +153,17 @@ def run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def join_processes(args: argparse.Namespace) -> None:
+    """``--coordinator/--num-processes/--process-id`` (or ``GRADGYM_*``): join a multi-process run first."""
+    from gradgym import distributed
+
+    layout = distributed.from_env(args.coordinator, args.num_processes, args.process_id)
+    if layout is not None:
+        distributed.initialize(*layout)
+
+
 def run_train(args: argparse.Namespace) -> int:
+    join_processes(args)  # before anything else touches JAX
     from gradgym.agents.trainer import train
     from gradgym.envs.core import make
     from gradgym.envs.robots import get_robot
@@ -209,6 +234,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="write the run summary (curve, metrics) as JSON here and its learning curve beside it (.png)")
     t.add_argument("--devices", type=_devices, default=None, metavar="N", help=DEVICES_HELP)
     t.add_argument("--log-dir", default=None, help=LOG_DIR_HELP)
+    t.add_argument("--coordinator", default=None, metavar="HOST:PORT", help=COORDINATOR_HELP)
+    t.add_argument("--num-processes", type=_positive, default=None, metavar="N",
+                   help="processes in a multi-process run (default: $GRADGYM_NUM_PROCESSES)")
+    t.add_argument("--process-id", type=_process_id, default=None, metavar="I",
+                   help="this process's index, 0 to N-1 (default: $GRADGYM_PROCESS_ID)")
     t.add_argument("--quiet", action="store_true", help="no progress lines")
     t.set_defaults(func=run_train)
 

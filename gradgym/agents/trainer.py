@@ -175,11 +175,19 @@ def _train_jax(name, env, cfg, seed, checkpoint_dir, resume, progress, devices=N
     if path is not None:
         curve, history = Curve(**header["curve"]), header["history"]
         start, elapsed = header["iteration"], header["wall_s"]
+    multi = jax.process_count() > 1
+    if multi:  # every process must resume from the same point, or the collectives would not line up
+        from jax.experimental import multihost_utils
+
+        multihost_utils.assert_equal(
+            np.int64(start), f"processes resume from different checkpoints of {checkpoint_dir!r}: every process "
+            "must read the same checkpoint folder (shared between hosts).")
     if mesh.size > 1:  # env batch split over the devices, the rest replicated; one compiled program
         ts = sharding.place_state(ts, mesh, batch, batch_field)
+    main = jax.process_index() == 0  # prints progress, writes logs and checkpoints
     run = fused_iterate(agent, capacity, *((mesh, batch) if mesh.size > 1 else ()))
     log = None
-    if log_dir is not None:
+    if log_dir is not None and main:
         from gradgym.agents.logs import TrainLog
 
         log = TrainLog(log_dir, f"{name}-{env.robot}-seed{seed}")
@@ -187,7 +195,7 @@ def _train_jax(name, env, cfg, seed, checkpoint_dir, resume, progress, devices=N
         curve.append(0, 0.0, score(ts))
         if log is not None:
             log.record_eval(0, 0.0, curve.returns[-1], 0.0)
-    with contextlib.ExitStack() as stack, Progress(f"{name} {env.robot} seed {seed}", n_iters * spi, progress) as bar:
+    with contextlib.ExitStack() as stack, Progress(f"{name} {env.robot} seed {seed}", n_iters * spi, progress and main) as bar:
         if log is not None:
             stack.enter_context(log)
         bar.update(start * spi, elapsed, curve.returns[-1])
@@ -209,7 +217,11 @@ def _train_jax(name, env, cfg, seed, checkpoint_dir, resume, progress, devices=N
             if checkpoint_dir is not None:
                 header = {**expect, "iteration": done, "env_steps": done * spi, "wall_s": elapsed,
                           "curve": curve.to_dict(), "history": history}
-                save_checkpoint(checkpoint_path(checkpoint_dir, done), ts, header)
+                # Gathered to host numpy on every process (a collective when the batch spans processes),
+                # written by process 0 only; the file does not depend on the layout.
+                host_ts = multihost_utils.process_allgather(ts, tiled=True) if multi else ts
+                if main:
+                    save_checkpoint(checkpoint_path(checkpoint_dir, done), host_ts, header)
             start = done
     params, stats = agent.policy_params(ts)
     skipped = int(history.get("skipped", [0])[-1]) if history.get("skipped") else 0

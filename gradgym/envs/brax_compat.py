@@ -122,12 +122,44 @@ def patch_brax_fluid() -> None:
         fluid.jp = _JnpClipCompat()
 
 
+class _LocalMjx:
+    """``mujoco.mjx`` whose ``put_model`` defaults to this process's first device.
+
+    MJX places a model on ``jax.devices()[0]``; in a multi-process run
+    (``gradgym.distributed``) that device belongs to process 0, so every other
+    process would hold its robot's constants on a device it cannot address.
+    Single-process runs are unchanged (MJX's own default).
+    """
+
+    def __init__(self, mjx: Any):
+        self._mjx = mjx
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._mjx, name)
+
+    def put_model(self, m: Any, device: Any = None, **kwargs: Any) -> Any:
+        import jax
+
+        if device is None and jax.process_count() > 1:
+            device = jax.local_devices()[0]
+        return self._mjx.put_model(m, device, **kwargs)
+
+
+def patch_brax_mjcf() -> None:
+    """Makes ``brax.io.mjcf`` use :class:`_LocalMjx` (idempotent)."""
+    from brax.io import mjcf
+
+    if not isinstance(mjcf.mjx, _LocalMjx):
+        mjcf.mjx = _LocalMjx(mjcf.mjx)
+
+
 def load_brax_env(robot: str, **kwargs: Any) -> Any:
     """``brax.envs.get_environment(robot, **kwargs)`` with the shims above applied."""
     quiet_missing_warp()
     from brax import envs as brax_envs
 
     patch_brax_fluid()
+    patch_brax_mjcf()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*not actively being maintained.*")
         return brax_envs.get_environment(robot, **kwargs)

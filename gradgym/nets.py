@@ -66,9 +66,14 @@ class GaussianPolicy(nn.Module):
 MIN_STD = 1e-3
 
 
+def gaussian_std(raw_scale: jax.Array) -> jax.Array:
+    """std = softplus(raw) + MIN_STD (Brax's NormalTanh convention)."""
+    return jax.nn.softplus(raw_scale) + MIN_STD
+
+
 def gaussian_params(mean: jax.Array, raw_scale: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(mean, std) with std = softplus(raw) + MIN_STD (Brax's NormalTanh convention)."""
-    return mean, jax.nn.softplus(raw_scale) + MIN_STD
+    """(mean, std) of the pre-tanh Gaussian (:func:`gaussian_std`)."""
+    return mean, gaussian_std(raw_scale)
 
 
 def sample_tanh_gaussian(mean: jax.Array, raw_scale: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -89,7 +94,7 @@ def tanh_gaussian_log_prob(mean: jax.Array, raw_scale: jax.Array, u: jax.Array) 
 
 def gaussian_entropy(raw_scale: jax.Array) -> jax.Array:
     """Entropy of the pre-tanh Gaussian (summed over actions)."""
-    std = jax.nn.softplus(raw_scale) + MIN_STD
+    std = gaussian_std(raw_scale)
     return jnp.sum(0.5 + 0.5 * jnp.log(2 * jnp.pi) + jnp.log(std), axis=-1)
 
 

@@ -20,10 +20,11 @@ import jax
 import jax.numpy as jnp
 
 from gradgym.agents.base import GradientState as ApgState
-from gradgym.agents.base import apply_finite_update, init_train_state, make_optimizer, observe, policy_net, strong_types
+from gradgym.agents.base import apply_finite_update, init_train_state, make_optimizer, observe, policy_net
 from gradgym.agents.config import CommonConfig, check_bool, check_choice, check_float, check_int
 from gradgym.agents.normalize import RunningStats, normalize
 from gradgym.envs.core import BraxEnv, State
+from gradgym.jax_utils import DTYPES, stop_gradient_where, strong_types
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +64,7 @@ class ApgConfig(CommonConfig):
         check_float("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
         check_float("max_grad_norm", self.max_grad_norm, 0.0, low_open=True)
         check_bool("obs_norm", self.obs_norm)
-        check_choice("dtype", self.dtype, ("float32", "float64"))
+        check_choice("dtype", self.dtype, DTYPES)
 
 
 ROBOT_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -111,18 +112,16 @@ class Apg:
         t = cfg.truncation or cfg.horizon
         step = jax.vmap(self.env.autoreset_step)
 
-        def one_step(state, k):
+        def one_step(state, xs):
+            k, cut = xs
+            state = stop_gradient_where(cut, state)  # truncation: no gradient into earlier chunks
             obs = normalize(stats, state.obs)
             action = jax.vmap(self._policy_fn, in_axes=(None, 0, 0))(params, obs, jax.random.split(k, cfg.num_envs))
             nxt, final = step(state, action)
             return nxt, (final.reward, state.obs)
 
-        def chunk(state, keys):
-            state = jax.lax.stop_gradient(state)  # truncation: no gradient into earlier chunks
-            return jax.lax.scan(one_step, state, keys)
-
-        keys = jax.random.split(key, cfg.horizon).reshape(cfg.horizon // t, t, *key.shape)
-        final, (rewards, obs) = jax.lax.scan(chunk, env_state, keys)
+        keys = jax.random.split(key, cfg.horizon)
+        final, (rewards, obs) = jax.lax.scan(one_step, env_state, (keys, jnp.arange(cfg.horizon) % t == 0))
         return -jnp.mean(rewards), (final, obs)
 
     def _window_grad(self, params, stats, env_state, key):

@@ -27,10 +27,11 @@ from evosax.algorithms import algorithms as EVOSAX_ALGORITHMS
 from evosax.core.fitness_shaping import centered_rank_fitness_shaping_fn, identity_fitness_shaping_fn
 from flax import struct
 
-from gradgym.agents.base import init_policy_params, observe, policy_net, strong_types
+from gradgym.agents.base import init_policy_params, observe, policy_net
 from gradgym.agents.config import CommonConfig, check_bool, check_float, check_int
 from gradgym.agents.normalize import RunningStats, init_stats, normalize
 from gradgym.envs.core import BraxEnv
+from gradgym.jax_utils import strong_types
 from gradgym.sharding import constrain_batch
 
 STRATEGIES = {"open_es": "Open_ES", "ars": "ARS", "pgpe": "PGPE", "snes": "SNES", "cma_es": "CMA_ES", "pes": "PersistentES"}

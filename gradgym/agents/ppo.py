@@ -25,7 +25,6 @@ from gradgym.agents.base import (
     observe,
     policy_net,
     scheduled_lr,
-    strong_types,
 )
 from gradgym.agents.config import (
     LR_SCHEDULES,
@@ -38,7 +37,8 @@ from gradgym.agents.config import (
 )
 from gradgym.agents.normalize import RunningStats, normalize
 from gradgym.envs.core import BraxEnv
-from gradgym.nets import MLP, gaussian_entropy, tanh_gaussian_log_prob
+from gradgym.jax_utils import strong_types
+from gradgym.nets import MLP, gaussian_entropy, sample_tanh_gaussian, tanh_gaussian_log_prob
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,8 +181,8 @@ class Ppo:
         def one(state, k):
             obs_n = normalize(stats, state.obs)
             mean, raw = self.module.apply(params["policy"], obs_n)
-            u = mean + (jax.nn.softplus(raw) + 1e-3) * jax.random.normal(k, mean.shape)
-            nxt, final = jax.vmap(self.env.autoreset_step)(state, jnp.tanh(u))
+            action, u = sample_tanh_gaussian(mean, raw, k)
+            nxt, final = jax.vmap(self.env.autoreset_step)(state, action)
             # Time-limit ends are not terminal: bootstrap from the true final observation.
             boot = (final.truncated & ~final.terminated).astype(jnp.float32)
             reward = cfg.reward_scale * final.reward + cfg.gamma * boot * self._v(params, normalize(stats, final.obs))

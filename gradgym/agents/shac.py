@@ -41,7 +41,6 @@ from gradgym.agents.base import (
     observe,
     policy_net,
     scheduled_lr,
-    strong_types,
 )
 from gradgym.agents.config import (
     LR_SCHEDULES,
@@ -54,6 +53,7 @@ from gradgym.agents.config import (
 )
 from gradgym.agents.normalize import RunningStats, init_stats, normalize
 from gradgym.envs.core import BraxEnv, State
+from gradgym.jax_utils import DTYPES, float_dtype, stop_gradient_where, strong_types
 from gradgym.nets import MLP
 
 AUTO = "auto"
@@ -155,7 +155,7 @@ class ShacConfig(CommonConfig):
         check_float("reward_scale", self.reward_scale, 0.0, low_open=True)
         object.__setattr__(self, "value_hidden", check_sizes("value_hidden", self.value_hidden))
         check_bool("obs_norm", self.obs_norm)
-        check_choice("dtype", self.dtype, ("float32", "float64"))
+        check_choice("dtype", self.dtype, DTYPES)
 
 
 def recommended_horizon(env: BraxEnv, config: ShacConfig, key: jax.Array, num_seeds: int = 8,
@@ -272,7 +272,7 @@ class Shac:
 
     @property
     def _dtype(self):
-        return jnp.float64 if self.config.dtype == "float64" else jnp.float32
+        return float_dtype(self.config.dtype)
 
     def _init(self, key: jax.Array) -> ShacState:
         k_pol, k_val, k_env, k_run = jax.random.split(key, 4)
@@ -322,7 +322,7 @@ class Shac:
             k, cut = xs
             state, disc, total, _ = carry
             # truncation: no gradient into earlier chunks of the window (the first cut is a no-op)
-            state = jax.tree.map(lambda x: jnp.where(cut, jax.lax.stop_gradient(x), x), state)
+            state = stop_gradient_where(cut, state)
             obs_n = normalize(stats, state.obs)
             action = jax.vmap(self._policy_fn, in_axes=(None, 0, 0))(actor, obs_n, jax.random.split(k, n))
             nxt, final = step(state, action)

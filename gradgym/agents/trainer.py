@@ -31,6 +31,7 @@ from gradgym.agents.base import NumpyPolicy, eval_horizon, eval_keys, make_evalu
 from gradgym.agents.checkpoint import checkpoint_path, env_options, load_latest_checkpoint, save_checkpoint
 from gradgym.agents.progress import Progress
 from gradgym.agents.result import Curve, TrainResult, summarize
+from gradgym.checks import is_int
 from gradgym.envs.core import BraxEnv, make
 
 
@@ -86,7 +87,7 @@ def train(
         A :class:`TrainResult`.
     """
     info = get_agent(agent)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if not is_int(seed, 0):
         raise ValueError(f"seed must be an int >= 0, got {seed!r}.")
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir: pass the folder the checkpoints were written to.")

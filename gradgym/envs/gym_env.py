@@ -23,9 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradgym.envs import render as _render
-from gradgym.envs.compiled import compiled, strong_types
+from gradgym.envs.compiled import compiled
 from gradgym.envs.core import NOISE_OPTIONS, BraxEnv, State, make
 from gradgym.envs.robots import get_robot
+from gradgym.jax_utils import strong_types
 
 ENV_OPTIONS: tuple[str, ...] = (*NOISE_OPTIONS, "noise")
 """Keyword options accepted by the shells (passed through ``gym.make``/``make_vec``)."""

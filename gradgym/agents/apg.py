@@ -14,17 +14,18 @@ before clipping; a non-finite gradient is skipped and counted, never applied.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
 from gradgym.agents.base import GradientState as ApgState
 from gradgym.agents.base import apply_finite_update, init_train_state, make_optimizer, observe, policy_net
 from gradgym.agents.config import CommonConfig, check_bool, check_choice, check_float, check_int
-from gradgym.agents.normalize import RunningStats, normalize
-from gradgym.envs.core import BraxEnv, State
-from gradgym.jax_utils import DTYPES, stop_gradient_where, strong_types
+from gradgym.agents.losses import apg_loss
+from gradgym.agents.normalize import RunningStats
+from gradgym.envs.core import BraxEnv
+from gradgym.jax_utils import DTYPES, strong_types
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +97,9 @@ class Apg:
         self.steps_per_iter = config.num_envs * config.horizon
         self.optimizer = make_optimizer(config.learning_rate, config.max_grad_norm)
         self._policy_fn = policy_net(env.action_size, config.hidden, config.activation)[1]
+        # loss(params, stats, env_state, key) -> (-mean window reward, (final env state, observations))
+        self.loss = functools.partial(apg_loss, env=env, policy_fn=self._policy_fn, num_envs=config.num_envs,
+                                      horizon=config.horizon, truncation=config.truncation or config.horizon)
         self.init = jax.jit(lambda key: strong_types(self._init(key)))
         self.iterate = jax.jit(lambda ts: strong_types(self._iterate(ts)))
         self.window_grad = jax.jit(self._window_grad)
@@ -105,24 +109,6 @@ class Apg:
 
     def policy_params(self, ts: ApgState) -> tuple[Any, RunningStats]:
         return ts.params, ts.stats
-
-    def loss(self, params: Any, stats: RunningStats, env_state: State, key: jax.Array):
-        """Negative mean reward over one window; aux = (final env state, observations)."""
-        cfg = self.config
-        t = cfg.truncation or cfg.horizon
-        step = jax.vmap(self.env.autoreset_step)
-
-        def one_step(state, xs):
-            k, cut = xs
-            state = stop_gradient_where(cut, state)  # truncation: no gradient into earlier chunks
-            obs = normalize(stats, state.obs)
-            action = jax.vmap(self._policy_fn, in_axes=(None, 0, 0))(params, obs, jax.random.split(k, cfg.num_envs))
-            nxt, final = step(state, action)
-            return nxt, (final.reward, state.obs)
-
-        keys = jax.random.split(key, cfg.horizon)
-        final, (rewards, obs) = jax.lax.scan(one_step, env_state, (keys, jnp.arange(cfg.horizon) % t == 0))
-        return -jnp.mean(rewards), (final, obs)
 
     def _window_grad(self, params, stats, env_state, key):
         (loss, aux), grads = jax.value_and_grad(self.loss, has_aux=True)(params, stats, env_state, key)

@@ -237,13 +237,6 @@ class BraxEnv:
         inner = self._call_with_physics(physics, _reset)
         return self._wrap(inner, k_ep, physics, k_obs)
 
-    def init_from(self, q: jax.Array, qd: jax.Array, key: jax.Array, physics: PhysicsParams | None = None) -> State:
-        """A state with given joint positions/velocities: differentiable in q, qd."""
-        template = self.reset(key, physics)
-        inner = self._call_with_physics(template.physics, self._inner_from_qqd, q, qd, template.inner)
-        k_obs, _ = jax.random.split(template.key)
-        return template.replace(inner=inner, obs=self._observe(inner.obs, k_obs))
-
     def step(self, state: State, action: jax.Array) -> State:
         """Advances one control step. Pure; branch-free; differentiable.
 

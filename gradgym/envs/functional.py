@@ -2,8 +2,8 @@
 
 ``rollout`` is a ``lax.scan`` over :meth:`BraxEnv.step`; it is differentiable
 with respect to policy parameters, open-loop action sequences (see
-:func:`open_loop_rollout`), the initial state (pass ``init_state``, e.g. from
-:meth:`BraxEnv.init_from`) and physics parameters (pass ``physics``).
+:func:`open_loop_rollout`), the initial state (pass ``init_state``) and physics
+parameters (pass ``physics``).
 ``truncation=t`` applies ``stop_gradient`` to the env state every ``t`` steps
 (truncated backprop through time, as in Metz et al. 2021, Fig. 6).
 """

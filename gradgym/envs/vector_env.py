@@ -28,8 +28,8 @@ from gradgym.checks import is_int
 from gradgym.envs import render as _render
 from gradgym.envs.compiled import compiled
 from gradgym.envs.core import BraxEnv, State, time_limit_truncated
-from gradgym.envs.gym_env import check_action, make_core
 from gradgym.envs.robots import get_robot
+from gradgym.envs.shell import check_action, make_core
 from gradgym.jax_utils import strong_types
 from gradgym.sharding import BatchPlacer
 

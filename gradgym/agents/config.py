@@ -54,6 +54,20 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
         raise ValueError(f"config field {name!r} must be one of {', '.join(map(repr, choices))}, got {value!r}.")
 
 
+def check_actor_critic(cfg: Any) -> None:
+    """Validates the fields the actor-critic configs (PPO, SHAC) share, the same way for both.
+
+    ``lr_schedule``, ``gamma``, ``max_grad_norm``, ``reward_scale``,
+    ``value_hidden`` (stored back as a tuple) and ``obs_norm``.
+    """
+    check_choice("lr_schedule", cfg.lr_schedule, LR_SCHEDULES)
+    check_float("gamma", cfg.gamma, 0.0, 1.0)
+    check_float("max_grad_norm", cfg.max_grad_norm, 0.0, low_open=True)
+    check_float("reward_scale", cfg.reward_scale, 0.0, low_open=True)
+    object.__setattr__(cfg, "value_hidden", check_sizes("value_hidden", cfg.value_hidden))
+    check_bool("obs_norm", cfg.obs_norm)
+
+
 @dataclasses.dataclass(frozen=True)
 class CommonConfig:
     """Fields every agent has.

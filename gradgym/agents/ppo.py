@@ -27,15 +27,7 @@ from gradgym.agents.base import (
     policy_net,
     scheduled_lr,
 )
-from gradgym.agents.config import (
-    LR_SCHEDULES,
-    CommonConfig,
-    check_bool,
-    check_choice,
-    check_float,
-    check_int,
-    check_sizes,
-)
+from gradgym.agents.config import CommonConfig, check_actor_critic, check_float, check_int
 from gradgym.agents.losses import PpoBatch, PpoStep, ppo_loss, value_of
 from gradgym.agents.normalize import RunningStats, normalize
 from gradgym.envs.core import BraxEnv
@@ -95,16 +87,11 @@ class PpoConfig(CommonConfig):
                 f"({self.num_envs * self.rollout_steps}); pick a divisor."
             )
         check_float("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
-        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        check_float("gamma", self.gamma, 0.0, 1.0)
         check_float("gae_lambda", self.gae_lambda, 0.0, 1.0)
         check_float("clip_eps", self.clip_eps, 0.0, low_open=True)
         check_float("vf_coef", self.vf_coef)
         check_float("ent_coef", self.ent_coef)
-        check_float("max_grad_norm", self.max_grad_norm, 0.0, low_open=True)
-        object.__setattr__(self, "value_hidden", check_sizes("value_hidden", self.value_hidden))
-        check_float("reward_scale", self.reward_scale, 0.0, low_open=True)
-        check_bool("obs_norm", self.obs_norm)
+        check_actor_critic(self)
 
 
 ROBOT_DEFAULTS: dict[str, dict[str, Any]] = {

@@ -43,15 +43,7 @@ from gradgym.agents.base import (
     policy_net,
     scheduled_lr,
 )
-from gradgym.agents.config import (
-    LR_SCHEDULES,
-    CommonConfig,
-    check_bool,
-    check_choice,
-    check_float,
-    check_int,
-    check_sizes,
-)
+from gradgym.agents.config import CommonConfig, check_actor_critic, check_choice, check_float, check_int
 from gradgym.agents.losses import WindowStep, critic_loss, shac_actor_loss, value_of
 from gradgym.agents.normalize import RunningStats, init_stats, normalize
 from gradgym.envs.core import BraxEnv, State
@@ -143,20 +135,15 @@ class ShacConfig(CommonConfig):
                 )
         check_float("actor_lr", self.actor_lr, 0.0, 1.0, low_open=True)
         check_float("critic_lr", self.critic_lr, 0.0, 1.0, low_open=True)
-        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         betas = tuple(self.betas) if isinstance(self.betas, (list, tuple)) else None
         if betas is None or len(betas) != 2:
             raise ValueError(f"config field 'betas' must be a pair (beta1, beta2), got {self.betas!r}.")
         for i, b in enumerate(betas):
             check_float(f"betas[{i}]", b, 0.0, 1.0)
         object.__setattr__(self, "betas", betas)
-        check_float("gamma", self.gamma, 0.0, 1.0)
         check_float("lam", self.lam, 0.0, 1.0)
         check_float("target_alpha", self.target_alpha, 0.0, 1.0)
-        check_float("max_grad_norm", self.max_grad_norm, 0.0, low_open=True)
-        check_float("reward_scale", self.reward_scale, 0.0, low_open=True)
-        object.__setattr__(self, "value_hidden", check_sizes("value_hidden", self.value_hidden))
-        check_bool("obs_norm", self.obs_norm)
+        check_actor_critic(self)
         check_choice("dtype", self.dtype, DTYPES)
 
 

@@ -5,6 +5,18 @@ an MLP (4 x 32, swish) producing the mean and scale of a Gaussian whose sample
 is squashed by ``tanh`` ("NormalTanh"). Sampling is reparameterised: the noise
 comes from the key passed in, so holding the key fixed makes the action a
 deterministic, differentiable function of the parameters.
+
+Why not ``brax.training.distribution.NormalTanhDistribution``: it imports and
+runs on this JAX unshimmed and uses the same convention (std = softplus(raw) +
+1e-3), and its sample (pre-tanh, float32 and float64) and mode equal ours bit
+for bit; but PPO also needs the log-density and the entropy, and those are not
+bit-identical. Measured with brax 0.14.2 on 4,096 random (mean, raw) pairs of 6 actions: its
+``log_prob`` computes ``(x / scale - loc / scale)**2`` where ours computes
+``((u - mean) / std)**2``, and differs by up to 5.3e-5 in float32 (2,631 of
+4,096) and 9.1e-14 in float64; its ``entropy`` takes a key and adds the log-det
+Jacobian of tanh at a sample (ours is the pre-tanh Gaussian's, as before), and
+even its Gaussian part sums in another order (up to 9.5e-7 apart in float32).
+Swapping it in would change every PPO curve, so we keep these few lines.
 """
 
 from __future__ import annotations
@@ -66,9 +78,14 @@ class GaussianPolicy(nn.Module):
 MIN_STD = 1e-3
 
 
+def gaussian_std(raw_scale: jax.Array) -> jax.Array:
+    """std = softplus(raw) + MIN_STD (Brax's NormalTanh convention)."""
+    return jax.nn.softplus(raw_scale) + MIN_STD
+
+
 def gaussian_params(mean: jax.Array, raw_scale: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(mean, std) with std = softplus(raw) + MIN_STD (Brax's NormalTanh convention)."""
-    return mean, jax.nn.softplus(raw_scale) + MIN_STD
+    """(mean, std) of the pre-tanh Gaussian (:func:`gaussian_std`)."""
+    return mean, gaussian_std(raw_scale)
 
 
 def sample_tanh_gaussian(mean: jax.Array, raw_scale: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -89,7 +106,7 @@ def tanh_gaussian_log_prob(mean: jax.Array, raw_scale: jax.Array, u: jax.Array) 
 
 def gaussian_entropy(raw_scale: jax.Array) -> jax.Array:
     """Entropy of the pre-tanh Gaussian (summed over actions)."""
-    std = jax.nn.softplus(raw_scale) + MIN_STD
+    std = gaussian_std(raw_scale)
     return jnp.sum(0.5 + 0.5 * jnp.log(2 * jnp.pi) + jnp.log(std), axis=-1)
 
 

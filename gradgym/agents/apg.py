@@ -14,16 +14,18 @@ before clipping; a non-finite gradient is skipped and counted, never applied.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
 from gradgym.agents.base import GradientState as ApgState
-from gradgym.agents.base import apply_finite_update, init_train_state, make_optimizer, observe, policy_net, strong_types
+from gradgym.agents.base import apply_finite_update, init_train_state, make_optimizer, observe, policy_net
 from gradgym.agents.config import CommonConfig, check_bool, check_choice, check_float, check_int
-from gradgym.agents.normalize import RunningStats, normalize
-from gradgym.envs.core import BraxEnv, State
+from gradgym.agents.losses import apg_loss
+from gradgym.agents.normalize import RunningStats
+from gradgym.envs.core import BraxEnv
+from gradgym.jax_utils import DTYPES, strong_types
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +65,7 @@ class ApgConfig(CommonConfig):
         check_float("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
         check_float("max_grad_norm", self.max_grad_norm, 0.0, low_open=True)
         check_bool("obs_norm", self.obs_norm)
-        check_choice("dtype", self.dtype, ("float32", "float64"))
+        check_choice("dtype", self.dtype, DTYPES)
 
 
 ROBOT_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -95,6 +97,9 @@ class Apg:
         self.steps_per_iter = config.num_envs * config.horizon
         self.optimizer = make_optimizer(config.learning_rate, config.max_grad_norm)
         self._policy_fn = policy_net(env.action_size, config.hidden, config.activation)[1]
+        # loss(params, stats, env_state, key) -> (-mean window reward, (final env state, observations))
+        self.loss = functools.partial(apg_loss, env=env, policy_fn=self._policy_fn, num_envs=config.num_envs,
+                                      horizon=config.horizon, truncation=config.truncation or config.horizon)
         self.init = jax.jit(lambda key: strong_types(self._init(key)))
         self.iterate = jax.jit(lambda ts: strong_types(self._iterate(ts)))
         self.window_grad = jax.jit(self._window_grad)
@@ -104,26 +109,6 @@ class Apg:
 
     def policy_params(self, ts: ApgState) -> tuple[Any, RunningStats]:
         return ts.params, ts.stats
-
-    def loss(self, params: Any, stats: RunningStats, env_state: State, key: jax.Array):
-        """Negative mean reward over one window; aux = (final env state, observations)."""
-        cfg = self.config
-        t = cfg.truncation or cfg.horizon
-        step = jax.vmap(self.env.autoreset_step)
-
-        def one_step(state, k):
-            obs = normalize(stats, state.obs)
-            action = jax.vmap(self._policy_fn, in_axes=(None, 0, 0))(params, obs, jax.random.split(k, cfg.num_envs))
-            nxt, final = step(state, action)
-            return nxt, (final.reward, state.obs)
-
-        def chunk(state, keys):
-            state = jax.lax.stop_gradient(state)  # truncation: no gradient into earlier chunks
-            return jax.lax.scan(one_step, state, keys)
-
-        keys = jax.random.split(key, cfg.horizon).reshape(cfg.horizon // t, t, *key.shape)
-        final, (rewards, obs) = jax.lax.scan(chunk, env_state, keys)
-        return -jnp.mean(rewards), (final, obs)
 
     def _window_grad(self, params, stats, env_state, key):
         (loss, aux), grads = jax.value_and_grad(self.loss, has_aux=True)(params, stats, env_state, key)

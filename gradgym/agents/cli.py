@@ -253,6 +253,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--out", default=None, help="also write the scores as JSON here")
     e.set_defaults(func=run_eval)
 
+    lst = subparsers.choices.get("list")  # the env layer's command lists the robots; the agents are this layer's
+    if lst is not None:
+        lst.set_defaults(func=functools.partial(lst.get_default("func"), more=print_agents))
+
     r = subparsers.choices.get("render")  # the env layer's command; a checkpoint's policy is this layer's
     if r is not None:
         r.add_argument("--checkpoint", default=None,
@@ -260,6 +264,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        "episode of --seed, default the run's) to --out .html, .gif, .mp4 or .png (default "
                        "<checkpoint folder>/<robot>.html); --steps defaults to the run's evaluation horizon")
         r.set_defaults(func=functools.partial(run_render, fallback=r.get_default("func")))
+
+
+def print_agents() -> None:
+    """``gradgym list``'s agents section."""
+    print("Agents:")
+    for name, info in AGENTS.items():
+        print(f"  {name:<8} {info.description}")
 
 
 def _compare_with_defaults(args: argparse.Namespace) -> int:

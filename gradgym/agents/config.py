@@ -12,13 +12,15 @@ import dataclasses
 import math
 from typing import Any
 
-ACTIVATIONS = ("swish", "tanh", "relu", "elu")
+from gradgym.checks import is_int
+from gradgym.nets import ACTIVATIONS
+
 LR_SCHEDULES = ("constant", "linear")  # "linear": decays over the run (gradgym.agents.base.scheduled_lr)
 
 
 def check_int(name: str, value: Any, low: int = 1) -> None:
     """Raises ``ValueError`` unless ``value`` is an int >= ``low``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+    if not is_int(value, low):
         raise ValueError(f"config field {name!r} must be an int >= {low}, got {value!r}.")
 
 
@@ -36,7 +38,7 @@ def check_sizes(name: str, value: Any, allow_empty: bool = False) -> tuple[int, 
     (non-empty unless ``allow_empty``)."""
     sizes = tuple(value) if isinstance(value, (list, tuple)) else None
     if sizes is None or (not sizes and not allow_empty) or any(
-            isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in sizes):
+            not is_int(h) for h in sizes):
         what = "tuple of positive ints (empty: a linear policy)" if allow_empty else "non-empty tuple of positive ints"
         raise ValueError(f"config field {name!r} must be a {what}, got {value!r}.")
     return sizes
@@ -50,6 +52,20 @@ def check_bool(name: str, value: Any) -> None:
 def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ValueError(f"config field {name!r} must be one of {', '.join(map(repr, choices))}, got {value!r}.")
+
+
+def check_actor_critic(cfg: Any) -> None:
+    """Validates the fields the actor-critic configs (PPO, SHAC) share, the same way for both.
+
+    ``lr_schedule``, ``gamma``, ``max_grad_norm``, ``reward_scale``,
+    ``value_hidden`` (stored back as a tuple) and ``obs_norm``.
+    """
+    check_choice("lr_schedule", cfg.lr_schedule, LR_SCHEDULES)
+    check_float("gamma", cfg.gamma, 0.0, 1.0)
+    check_float("max_grad_norm", cfg.max_grad_norm, 0.0, low_open=True)
+    check_float("reward_scale", cfg.reward_scale, 0.0, low_open=True)
+    object.__setattr__(cfg, "value_hidden", check_sizes("value_hidden", cfg.value_hidden))
+    check_bool("obs_norm", cfg.obs_norm)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +99,7 @@ class CommonConfig:
         if self.eval_horizon is not None:
             check_int("eval_horizon", self.eval_horizon)
         object.__setattr__(self, "hidden", check_sizes("hidden", self.hidden, allow_empty=True))
-        check_choice("activation", self.activation, ACTIVATIONS)
+        check_choice("activation", self.activation, tuple(ACTIVATIONS))
 
     def program_config(self) -> CommonConfig:
         """This config with the fields that do not change the compiled programs set to 1.

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -27,10 +26,11 @@ from evosax.algorithms import algorithms as EVOSAX_ALGORITHMS
 from evosax.core.fitness_shaping import centered_rank_fitness_shaping_fn, identity_fitness_shaping_fn
 from flax import struct
 
-from gradgym.agents.base import init_policy_params, observe, policy_net, strong_types
+from gradgym.agents.base import init_policy_params, observe, policy_net
 from gradgym.agents.config import CommonConfig, check_bool, check_float, check_int
 from gradgym.agents.normalize import RunningStats, init_stats, normalize
 from gradgym.envs.core import BraxEnv
+from gradgym.jax_utils import strong_types
 from gradgym.sharding import constrain_batch
 
 STRATEGIES = {"open_es": "Open_ES", "ars": "ARS", "pgpe": "PGPE", "snes": "SNES", "cma_es": "CMA_ES", "pes": "PersistentES"}
@@ -130,22 +130,6 @@ def make_strategy(cfg: EsConfig, solution: Any):
     if hasattr(params, "std_init"):
         params = params.replace(std_init=jnp.asarray(cfg.sigma, jnp.asarray(params.std_init).dtype))
     return es, params
-
-
-def es_gradient(fn: Callable[[jax.Array], jax.Array], x: jax.Array, key: jax.Array, sigma: float,
-                population_size: int) -> jax.Array:
-    """Antithetic OpenAI-ES estimate of grad ``fn`` at ``x`` (evosax Open_ES, no fitness shaping).
-
-    One ``ask``/``tell`` with SGD(lr=1) moves the mean by minus the estimate.
-    """
-    es = EVOSAX_ALGORITHMS["Open_ES"](population_size, x, use_antithetic_sampling=True, optimizer=optax.sgd(1.0),
-                                      std_schedule=optax.constant_schedule(sigma),
-                                      fitness_shaping_fn=identity_fitness_shaping_fn)
-    k_init, k_ask, k_tell = jax.random.split(key, 3)
-    state = es.init(k_init, x, es.default_params)
-    pop, state = es.ask(k_ask, state, es.default_params)
-    state, _ = es.tell(k_tell, pop, jax.vmap(fn)(pop), state, es.default_params)
-    return x - es.get_mean(state)
 
 
 @struct.dataclass

@@ -22,6 +22,7 @@ import numpy as np
 
 from gradgym.agents.base import eval_keys, policy_net
 from gradgym.agents.normalize import normalize
+from gradgym.checks import is_int
 from gradgym.envs.core import BraxEnv
 from gradgym.envs.functional import rollout
 
@@ -97,7 +98,7 @@ class EvalResult:
 
 def check_episodes(episodes: Any) -> int:
     """``episodes`` as an int >= 1, else ``ValueError`` naming the value."""
-    if isinstance(episodes, bool) or not isinstance(episodes, (int, np.integer)) or episodes < 1:
+    if not is_int(episodes, numpy_ok=True):
         raise ValueError(f"episodes must be a positive int, got {episodes!r}; pass 1 or more (e.g. --episodes 8).")
     return int(episodes)
 
@@ -118,7 +119,7 @@ def evaluate_policy(policy: LoadedPolicy, episodes: int | None = None, seed: int
     episodes = policy.config.eval_episodes if episodes is None else check_episodes(episodes)
     if seed is None:
         seed = policy.seed
-    elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+    elif not is_int(seed, 0, numpy_ok=True):
         raise ValueError(f"seed must be an int >= 0, got {seed!r}.")
     returns, lengths = policy.episodes(eval_keys(int(seed), episodes))
     returns = np.asarray(returns, np.float64)

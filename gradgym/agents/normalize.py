@@ -3,6 +3,18 @@
 Statistics are updated with Chan et al.'s parallel merge of (count, mean, M2),
 and applied under ``stop_gradient``: gradients flow through the observation but
 never into the statistics.
+
+Why not ``brax.training.acme.running_statistics``: it imports and runs on this
+JAX unshimmed, but it is not bit-identical, so swapping it in would change every
+trained policy. Measured with brax 0.14.2 (float32, 20 batches of 64
+normal observations of 11 dims): its mean and std differ from ours by
+up to 2.4e-7 (3 and 7 of 11 entries), normalised observations by up to 4.8e-7
+(293 of 704). Its update is Welford's (``mean += sum(x - mean) / count``, then a
+summed variance) where ours merges batch moments; its std is
+``sqrt(var + std_eps)`` clipped to [1e-6, 1e6] where ours is ``sqrt(var + 1e-8)``
+with ``var = 1`` until two observations are seen; it counts in a UInt64 pair
+(converted to float32 for the division); and its ``normalize`` clips only when
+given ``max_abs_value`` (ours always clips to +-10).
 """
 
 from __future__ import annotations

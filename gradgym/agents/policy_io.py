@@ -136,7 +136,7 @@ def load_policy(path: str | os.PathLike) -> LoadedPolicy:
     except (ValueError, TypeError, KeyError) as e:
         raise CheckpointError(f"Checkpoint {str(file)!r} names a run this gradgym cannot rebuild: {e}") from None
     common = {"agent": name, "env": env, "config": cfg, "seed": seed, "header": header, "path": file}
-    if info.train_fn is not None:  # sb3: the torch policy
+    if info.load().train_fn is not None:  # sb3: the torch policy
         from gradgym.agents import sb3
 
         model = sb3.restore_model(env, cfg, seed, file)

@@ -11,6 +11,7 @@ observations. A non-finite gradient is skipped and counted.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import jax
@@ -25,20 +26,13 @@ from gradgym.agents.base import (
     observe,
     policy_net,
     scheduled_lr,
-    strong_types,
 )
-from gradgym.agents.config import (
-    LR_SCHEDULES,
-    CommonConfig,
-    check_bool,
-    check_choice,
-    check_float,
-    check_int,
-    check_sizes,
-)
+from gradgym.agents.config import CommonConfig, check_actor_critic, check_float, check_int
+from gradgym.agents.losses import PpoBatch, PpoStep, ppo_loss, value_of
 from gradgym.agents.normalize import RunningStats, normalize
 from gradgym.envs.core import BraxEnv
-from gradgym.nets import MLP, gaussian_entropy, tanh_gaussian_log_prob
+from gradgym.jax_utils import strong_types
+from gradgym.nets import MLP, sample_tanh_gaussian, tanh_gaussian_log_prob
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,16 +87,11 @@ class PpoConfig(CommonConfig):
                 f"({self.num_envs * self.rollout_steps}); pick a divisor."
             )
         check_float("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
-        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        check_float("gamma", self.gamma, 0.0, 1.0)
         check_float("gae_lambda", self.gae_lambda, 0.0, 1.0)
         check_float("clip_eps", self.clip_eps, 0.0, low_open=True)
         check_float("vf_coef", self.vf_coef)
         check_float("ent_coef", self.ent_coef)
-        check_float("max_grad_norm", self.max_grad_norm, 0.0, low_open=True)
-        object.__setattr__(self, "value_hidden", check_sizes("value_hidden", self.value_hidden))
-        check_float("reward_scale", self.reward_scale, 0.0, low_open=True)
-        check_bool("obs_norm", self.obs_norm)
+        check_actor_critic(self)
 
 
 ROBOT_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -160,6 +149,9 @@ class Ppo:
         updates = num_iterations(config.total_steps, self.steps_per_iter) * config.epochs * config.minibatches
         self.optimizer = make_optimizer(scheduled_lr(config.learning_rate, config.lr_schedule, updates),
                                         config.max_grad_norm)
+        # loss(params, batch: PpoBatch) -> (total, (surrogate, value loss, entropy))
+        self.loss = functools.partial(ppo_loss, policy_apply=self.module.apply, value_apply=self.value.apply,
+                                      clip_eps=config.clip_eps, vf_coef=config.vf_coef, ent_coef=config.ent_coef)
         self.init = jax.jit(lambda key: strong_types(self._init(key)))
         self.iterate = jax.jit(lambda ts: strong_types(self._iterate(ts)))
 
@@ -172,37 +164,25 @@ class Ppo:
     def policy_params(self, ts: PpoState) -> tuple[Any, RunningStats]:
         return ts.params["policy"], ts.stats
 
-    def _v(self, params, obs_n):
-        return self.value.apply(params["value"], obs_n)[..., 0]
-
     def _rollout(self, params, stats, env_state, key):
         cfg = self.config
 
         def one(state, k):
             obs_n = normalize(stats, state.obs)
             mean, raw = self.module.apply(params["policy"], obs_n)
-            u = mean + (jax.nn.softplus(raw) + 1e-3) * jax.random.normal(k, mean.shape)
-            nxt, final = jax.vmap(self.env.autoreset_step)(state, jnp.tanh(u))
+            action, u = sample_tanh_gaussian(mean, raw, k)
+            nxt, final = jax.vmap(self.env.autoreset_step)(state, action)
             # Time-limit ends are not terminal: bootstrap from the true final observation.
             boot = (final.truncated & ~final.terminated).astype(jnp.float32)
             reward = cfg.reward_scale * final.reward + cfg.gamma * boot * self._v(params, normalize(stats, final.obs))
-            out = (state.obs, obs_n, u, tanh_gaussian_log_prob(mean, raw, u), self._v(params, obs_n), reward,
-                   final.done.astype(jnp.float32))
+            out = PpoStep(obs=state.obs, obs_n=obs_n, u=u, log_prob=tanh_gaussian_log_prob(mean, raw, u),
+                          value=self._v(params, obs_n), reward=reward, done=final.done.astype(jnp.float32))
             return nxt, out
 
         return jax.lax.scan(one, env_state, jax.random.split(key, cfg.rollout_steps))
 
-    def loss(self, params, batch):
-        """Clipped surrogate + value loss - entropy bonus on one minibatch."""
-        cfg = self.config
-        obs_n, u, old_logp, adv, ret = batch
-        mean, raw = self.module.apply(params["policy"], obs_n)
-        ratio = jnp.exp(tanh_gaussian_log_prob(mean, raw, u) - old_logp)
-        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-        pg = -jnp.mean(jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - cfg.clip_eps, 1 + cfg.clip_eps) * adv))
-        v_loss = 0.5 * jnp.mean((self._v(params, obs_n) - ret) ** 2)
-        entropy = jnp.mean(gaussian_entropy(raw))
-        return pg + cfg.vf_coef * v_loss - cfg.ent_coef * entropy, (pg, v_loss, entropy)
+    def _v(self, params, obs_n):
+        return value_of(self.value.apply, params["value"], obs_n)
 
     def _update(self, carry, batch):
         params, opt_state, skipped = carry
@@ -213,12 +193,11 @@ class Ppo:
     def _iterate(self, ts: PpoState) -> tuple[PpoState, dict[str, jax.Array]]:
         cfg = self.config
         key, k_roll, k_perm = jax.random.split(ts.key, 3)
-        env_state, (obs, obs_n, u, logp, values, rewards, dones) = self._rollout(ts.params, ts.stats, ts.env_state,
-                                                                                  k_roll)
+        env_state, traj = self._rollout(ts.params, ts.stats, ts.env_state, k_roll)
         last_v = self._v(ts.params, normalize(ts.stats, env_state.obs))
-        adv, ret = compute_gae(rewards, values, dones, last_v, cfg.gamma, cfg.gae_lambda)
+        adv, ret = compute_gae(traj.reward, traj.value, traj.done, last_v, cfg.gamma, cfg.gae_lambda)
         n = cfg.num_envs * cfg.rollout_steps
-        flat = jax.tree.map(lambda x: x.reshape(n, *x.shape[2:]), (obs_n, u, logp, adv, ret))
+        flat = jax.tree.map(lambda x: x.reshape(n, *x.shape[2:]), PpoBatch(traj.obs_n, traj.u, traj.log_prob, adv, ret))
 
         def epoch(carry, k):
             perm = jax.random.permutation(k, n).reshape(cfg.minibatches, -1)
@@ -228,7 +207,7 @@ class Ppo:
         (params, opt_state, skipped), (loss, norm, pg, v_loss, ent) = jax.lax.scan(
             epoch, (ts.params, ts.opt_state, ts.skipped), jax.random.split(k_perm, cfg.epochs)
         )
-        ts = ts.replace(params=params, opt_state=opt_state, stats=observe(cfg, ts.stats, obs), env_state=env_state,
+        ts = ts.replace(params=params, opt_state=opt_state, stats=observe(cfg, ts.stats, traj.obs), env_state=env_state,
                         key=key, skipped=skipped)
         return ts, {"loss": loss.mean(), "grad_norm": norm.mean(), "policy_loss": pg.mean(), "value_loss": v_loss.mean(),
                     "entropy": ent.mean(), "skipped": skipped}

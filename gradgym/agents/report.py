@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from gradgym.agents import get_agent, stats
+from gradgym.checks import is_int
 from gradgym.fileio import atomic_write
 
 
@@ -58,11 +59,11 @@ def compare(
 
     for a in agents:
         get_agent(a)
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+    if not is_int(seeds):
         raise ValueError(f"seeds must be a positive int, got {seeds!r}.")
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+    if not is_int(budget):
         raise ValueError(f"budget must be a positive int (env steps), got {budget!r}.")
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+    if not is_int(jobs):
         raise ValueError(f"jobs must be a positive int (worker processes), got {jobs!r}.")
     episode_length = episode_length or get_robot(robot).max_episode_steps
     env = make(robot, episode_length=episode_length)

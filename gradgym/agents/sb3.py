@@ -25,12 +25,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradgym.agents.base import eval_horizon, eval_keys, strong_types
+from gradgym.agents.base import eval_horizon, eval_keys
 from gradgym.agents.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from gradgym.agents.config import CommonConfig, check_int
 from gradgym.agents.progress import Progress
 from gradgym.agents.result import Curve, TrainResult, summarize
 from gradgym.envs.core import BraxEnv
+from gradgym.jax_utils import strong_types
 
 TORCH_ACTIVATIONS = {"swish": "SiLU", "tanh": "Tanh", "relu": "ReLU", "elu": "ELU"}
 

@@ -27,6 +27,7 @@ With ``horizon=1`` and a zero critic the actor gradient equals APG's (tested).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import jax
@@ -41,19 +42,12 @@ from gradgym.agents.base import (
     observe,
     policy_net,
     scheduled_lr,
-    strong_types,
 )
-from gradgym.agents.config import (
-    LR_SCHEDULES,
-    CommonConfig,
-    check_bool,
-    check_choice,
-    check_float,
-    check_int,
-    check_sizes,
-)
+from gradgym.agents.config import CommonConfig, check_actor_critic, check_choice, check_float, check_int
+from gradgym.agents.losses import WindowStep, critic_loss, shac_actor_loss, value_of
 from gradgym.agents.normalize import RunningStats, init_stats, normalize
 from gradgym.envs.core import BraxEnv, State
+from gradgym.jax_utils import DTYPES, float_dtype, strong_types
 from gradgym.nets import MLP
 
 AUTO = "auto"
@@ -141,21 +135,16 @@ class ShacConfig(CommonConfig):
                 )
         check_float("actor_lr", self.actor_lr, 0.0, 1.0, low_open=True)
         check_float("critic_lr", self.critic_lr, 0.0, 1.0, low_open=True)
-        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         betas = tuple(self.betas) if isinstance(self.betas, (list, tuple)) else None
         if betas is None or len(betas) != 2:
             raise ValueError(f"config field 'betas' must be a pair (beta1, beta2), got {self.betas!r}.")
         for i, b in enumerate(betas):
             check_float(f"betas[{i}]", b, 0.0, 1.0)
         object.__setattr__(self, "betas", betas)
-        check_float("gamma", self.gamma, 0.0, 1.0)
         check_float("lam", self.lam, 0.0, 1.0)
         check_float("target_alpha", self.target_alpha, 0.0, 1.0)
-        check_float("max_grad_norm", self.max_grad_norm, 0.0, low_open=True)
-        check_float("reward_scale", self.reward_scale, 0.0, low_open=True)
-        object.__setattr__(self, "value_hidden", check_sizes("value_hidden", self.value_hidden))
-        check_bool("obs_norm", self.obs_norm)
-        check_choice("dtype", self.dtype, ("float32", "float64"))
+        check_actor_critic(self)
+        check_choice("dtype", self.dtype, DTYPES)
 
 
 def recommended_horizon(env: BraxEnv, config: ShacConfig, key: jax.Array, num_seeds: int = 8,
@@ -228,6 +217,26 @@ def td_lambda_targets(rewards: jax.Array, next_values: jax.Array, ends: jax.Arra
 
 
 @struct.dataclass
+class Replay:
+    """The critic's data of the newest ``critic_windows`` (K) windows, newest first: each leaf ``[K, H, N, ...]``.
+
+    The field names are those of the dict this replaced, so checkpoints written
+    before (flax stores a struct by its field names) still load.
+
+    Attributes:
+        obs, next_obs, reward, alive, done: as in :class:`gradgym.agents.losses.WindowStep`.
+        count: windows stored so far, capped at K (int32); slots ``>= count`` hold copies of the first window.
+    """
+
+    obs: jax.Array
+    next_obs: jax.Array
+    reward: jax.Array
+    alive: jax.Array
+    done: jax.Array
+    count: jax.Array
+
+
+@struct.dataclass
 class ShacState:
     """Training state (a pytree: checkpointed as a whole)."""
 
@@ -240,7 +249,7 @@ class ShacState:
     env_state: State
     key: jax.Array
     skipped: jax.Array
-    replay: Any  # the newest ``critic_windows`` windows' critic data, each leaf ``[K, H, N, ...]``
+    replay: Replay
 
 
 class Shac:
@@ -267,12 +276,19 @@ class Shac:
                                         config.betas)
         self.critic_opt = make_optimizer(scheduled_lr(config.critic_lr, sched, critic_updates), config.max_grad_norm,
                                          config.betas)
+        # actor_loss(actor, target critic, stats, env_state, key) -> (loss, (final env state, WindowStep))
+        self.actor_loss = functools.partial(
+            shac_actor_loss, env=env, policy_fn=self._policy_fn, value_apply=self.value.apply,
+            num_envs=config.num_envs, horizon=config.horizon, truncation=config.truncation or config.horizon,
+            gamma=config.gamma, reward_scale=config.reward_scale, dtype=self._dtype)
+        # critic_loss(critic, obs_n, target[, weight]) -> (weighted) mean squared error
+        self.critic_loss = functools.partial(critic_loss, value_apply=self.value.apply)
         self.init = jax.jit(lambda key: strong_types(self._init(key)))
         self.iterate = jax.jit(lambda ts: strong_types(self._iterate(ts)))
 
     @property
     def _dtype(self):
-        return jnp.float64 if self.config.dtype == "float64" else jnp.float32
+        return float_dtype(self.config.dtype)
 
     def _init(self, key: jax.Array) -> ShacState:
         k_pol, k_val, k_env, k_run = jax.random.split(key, 4)
@@ -292,88 +308,43 @@ class Shac:
             replay=self._empty_replay(),
         )
 
-    def _empty_replay(self) -> dict[str, jax.Array]:
+    def _empty_replay(self) -> Replay:
         cfg = self.config
         lead = (cfg.critic_windows, cfg.horizon, cfg.num_envs)
         obs = jnp.zeros((*lead, self.env.observation_size), self._dtype)
-        return {"obs": obs, "next_obs": obs, "reward": jnp.zeros(lead, self._dtype),
-                "alive": jnp.zeros(lead, self._dtype), "done": jnp.zeros(lead, self._dtype),
-                "count": jnp.zeros((), jnp.int32)}
+        return Replay(obs=obs, next_obs=obs, reward=jnp.zeros(lead, self._dtype), alive=jnp.zeros(lead, self._dtype),
+                      done=jnp.zeros(lead, self._dtype), count=jnp.zeros((), jnp.int32))
 
     def policy_params(self, ts: ShacState) -> tuple[Any, RunningStats]:
         return ts.actor, ts.stats
 
     def v(self, critic: Any, obs_n: jax.Array) -> jax.Array:
-        return self.value.apply(critic, obs_n)[..., 0]
-
-    def actor_loss(self, actor: Any, critic: Any, stats: RunningStats, env_state: State, key: jax.Array):
-        """Negative bootstrapped window return per env step; aux = (final env state, critic data).
-
-        Same key use as APG's loss (one key per step, split over the envs), so
-        that ``horizon=1`` with a zero critic gives APG's gradient.
-        """
-        cfg = self.config
-        step = jax.vmap(self.env.autoreset_step)
-        n = cfg.num_envs
-
-        t_cut = cfg.truncation or cfg.horizon
-
-        def one_step(carry, xs):
-            k, cut = xs
-            state, disc, total, _ = carry
-            # truncation: no gradient into earlier chunks of the window (the first cut is a no-op)
-            state = jax.tree.map(lambda x: jnp.where(cut, jax.lax.stop_gradient(x), x), state)
-            obs_n = normalize(stats, state.obs)
-            action = jax.vmap(self._policy_fn, in_axes=(None, 0, 0))(actor, obs_n, jax.random.split(k, n))
-            nxt, final = step(state, action)
-            reward = cfg.reward_scale * final.reward
-            # v(final obs): bootstraps a time-limit end here; for the critic it is the next state's value.
-            alive = 1.0 - final.terminated.astype(reward.dtype)
-            v_next = self.v(critic, normalize(stats, final.obs)) * alive
-            done = final.done.astype(reward.dtype)
-            total = total + disc * reward + done * disc * cfg.gamma * v_next
-            disc = jnp.where(done > 0, 1.0, disc * cfg.gamma)
-            data = (state.obs, final.obs, reward, alive, v_next, done)
-            return (nxt, disc, total, v_next), jax.lax.stop_gradient(data)
-
-        zeros = jnp.zeros((n,), self._dtype)
-        keys = jax.random.split(key, cfg.horizon)
-        (final, disc, total, v_last), window = jax.lax.scan(
-            one_step, (env_state, jnp.ones_like(zeros), zeros, zeros), (keys, jnp.arange(cfg.horizon) % t_cut == 0))
-        # Envs still inside an episode at the window's end bootstrap from the critic: the last step's
-        # v_next, as the episode did not end there (then the carried state is the final one).
-        dones = window[-1]
-        total = total + (1.0 - dones[-1]) * disc * v_last
-        loss = -jnp.sum(total) / (cfg.horizon * n)
-        return loss, (final, window)
+        return value_of(self.value.apply, critic, obs_n)
 
     def critic_targets(self, rewards: jax.Array, v_next: jax.Array, dones: jax.Array) -> jax.Array:
         ends = dones.at[-1].set(1.0)
         return td_lambda_targets(rewards, v_next, ends, self.config.gamma, self.config.lam)
 
-    def _critic_loss(self, critic: Any, obs_n: jax.Array, target: jax.Array, weight: jax.Array | None = None):
-        err = (self.v(critic, obs_n) - target) ** 2
-        if weight is None:  # every sample is real (the paper's single window)
-            return jnp.mean(err)
-        return jnp.sum(weight * err) / jnp.maximum(jnp.sum(weight), 1.0)  # replay: slots not filled yet weigh 0
-
     def _critic_update(self, carry, batch):
         critic, opt, skipped = carry
-        loss, grads = jax.value_and_grad(self._critic_loss)(critic, *batch)
+        loss, grads = jax.value_and_grad(self.critic_loss)(critic, *batch)
         critic, opt, skipped, _ = apply_finite_update(self.critic_opt, grads, opt, critic, skipped)
         return (critic, opt, skipped), loss
 
-    def _replay_window(self, replay: dict[str, jax.Array], window: tuple) -> dict[str, jax.Array]:
+    def _replay_window(self, replay: Replay, window: WindowStep) -> Replay:
         """Pushes the newest window to the front; the first window fills every slot."""
-        obs, next_obs, rewards, alive, _, dones = window
-        new = {"obs": obs, "next_obs": next_obs, "reward": rewards, "alive": alive, "done": dones}
-        first = replay["count"] == 0
-        out = {k: jnp.where(first, jnp.broadcast_to(v, replay[k].shape),
-                            jnp.concatenate([v[None], replay[k][:-1]])) for k, v in new.items()}
-        out["count"] = jnp.minimum(replay["count"] + 1, self.config.critic_windows)
-        return out
+        first = replay.count == 0
 
-    def replay_targets(self, target: Any, stats: RunningStats, replay: dict[str, jax.Array]):
+        def push(new, old):
+            return jnp.where(first, jnp.broadcast_to(new, old.shape), jnp.concatenate([new[None], old[:-1]]))
+
+        # the critic's fields in the order the dict-based replay computed them (same program, same floats)
+        return Replay(obs=push(window.obs, replay.obs), next_obs=push(window.next_obs, replay.next_obs),
+                      reward=push(window.reward, replay.reward), alive=push(window.alive, replay.alive),
+                      done=push(window.done, replay.done),
+                      count=jnp.minimum(replay.count + 1, self.config.critic_windows))
+
+    def replay_targets(self, target: Any, stats: RunningStats, replay: Replay):
         """TD(lambda) targets and sample weights of the stored windows, each ``[K, H, N]`` (newest first).
 
         The windows of an env follow each other, so they are stitched oldest first into one
@@ -381,10 +352,10 @@ class Shac:
         restart it). Slots the first window filled that no real window has replaced yet get weight 0.
         """
         chrono = lambda x: jnp.flip(x, 0).reshape(-1, *x.shape[2:])  # noqa: E731
-        v_old = self.v(target, normalize(stats, chrono(replay["next_obs"]))) * chrono(replay["alive"])
-        g = self.critic_targets(chrono(replay["reward"]), v_old, chrono(replay["done"]))
-        g = jnp.flip(g.reshape(replay["reward"].shape), 0)
-        real = jnp.arange(self.config.critic_windows) < replay["count"]
+        v_old = self.v(target, normalize(stats, chrono(replay.next_obs))) * chrono(replay.alive)
+        g = self.critic_targets(chrono(replay.reward), v_old, chrono(replay.done))
+        g = jnp.flip(g.reshape(replay.reward.shape), 0)
+        real = jnp.arange(self.config.critic_windows) < replay.count
         return g, jnp.broadcast_to(real[:, None, None].astype(g.dtype), g.shape)
 
     def _iterate(self, ts: ShacState) -> tuple[ShacState, dict[str, jax.Array]]:
@@ -394,16 +365,15 @@ class Shac:
             ts.actor, ts.target, ts.stats, ts.env_state, k_win)
         actor, actor_opt, skipped, grad_norm = apply_finite_update(self.actor_opt, grads, ts.actor_opt, ts.actor,
                                                                    ts.skipped)
-        obs, _, rewards, _, v_next, dones = window
         replay = self._replay_window(ts.replay, window)
         if cfg.critic_windows == 1:  # the paper's: the window's own targets (values from the actor pass)
-            targets = self.critic_targets(rewards, v_next, dones)[None]
+            targets = self.critic_targets(window.reward, window.v_next, window.done)[None]
             extra = ()
         else:  # the stored windows as one trajectory, targets from the current target critic and statistics
             targets, weights = self.replay_targets(ts.target, ts.stats, replay)
             extra = (weights,)
         m = cfg.critic_windows * cfg.horizon * cfg.num_envs
-        flat = (normalize(ts.stats, replay["obs"]).reshape(m, -1), *(x.reshape(m) for x in (targets, *extra)))
+        flat = (normalize(ts.stats, replay.obs).reshape(m, -1), *(x.reshape(m) for x in (targets, *extra)))
 
         def epoch(carry, k):
             perm = jax.random.permutation(k, m).reshape(cfg.critic_minibatches, -1)
@@ -413,8 +383,8 @@ class Shac:
             epoch, (ts.critic, ts.critic_opt, skipped), jax.random.split(k_perm, cfg.critic_iterations))
         a = cfg.target_alpha
         target = jax.tree.map(lambda t, c: a * t + (1.0 - a) * c, ts.target, critic)
-        stats = observe(cfg, ts.stats, obs)
+        stats = observe(cfg, ts.stats, window.obs)
         ts = ShacState(actor=actor, critic=critic, target=target, actor_opt=actor_opt, critic_opt=critic_opt,
                        stats=stats, env_state=env_state, key=key, skipped=skipped, replay=replay)
-        return ts, {"loss": -jnp.mean(rewards), "grad_norm": grad_norm, "value_loss": jnp.mean(v_loss),
+        return ts, {"loss": -jnp.mean(window.reward), "grad_norm": grad_norm, "value_loss": jnp.mean(v_loss),
                     "skipped": skipped}

@@ -8,8 +8,8 @@ all the updates between two evaluation points inside one compiled program
 only to evaluate the deterministic policy on fixed episodes (one vmapped,
 compiled call), log, print progress and write a checkpoint, and keeps every
 update's metrics. The sb3 agent has its own loop (``gradgym.agents.sb3``) with
-the same result type; the registry (``AgentInfo.train_fn``) names it, so this
-module never imports it.
+the same result type; the registry (``AgentSpec.train_fn``) hands it over, so
+this module never imports it.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from gradgym.agents.base import NumpyPolicy, eval_horizon, eval_keys, make_evalu
 from gradgym.agents.checkpoint import checkpoint_path, env_options, load_latest_checkpoint, save_checkpoint
 from gradgym.agents.progress import Progress
 from gradgym.agents.result import Curve, TrainResult, summarize
+from gradgym.checks import is_int
 from gradgym.envs.core import BraxEnv, make
 
 
@@ -45,11 +46,14 @@ def resolve_env(env: str | BraxEnv, dtype: str = "float32") -> BraxEnv:
     raise TypeError(f"env must be a robot name or a gradgym BraxEnv, got {type(env).__name__}.")
 
 
-@functools.lru_cache(maxsize=32)
 def build_agent(name: str, env: BraxEnv, config: Any) -> Any:
     """Cached agent object, so a second seed with the same config reuses compiled code."""
-    info = get_agent(name)
-    return getattr(info.load(), info.agent_class)(env, config)
+    return _build_agent(get_agent(name).load().agent_class, env, config)
+
+
+@functools.lru_cache(maxsize=32)
+def _build_agent(agent_class: type, env: BraxEnv, config: Any) -> Any:
+    return agent_class(env, config)
 
 
 def train(
@@ -86,22 +90,22 @@ def train(
         A :class:`TrainResult`.
     """
     info = get_agent(agent)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    spec = info.load()
+    if not is_int(seed, 0):
         raise ValueError(f"seed must be an int >= 0, got {seed!r}.")
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir: pass the folder the checkpoints were written to.")
     robot = env.robot if isinstance(env, BraxEnv) else env
     cfg = info.default_config(robot if isinstance(robot, str) else "", config)
     sharding.resolve_devices(devices)  # a bad value fails before any compile
-    if info.train_fn is not None:  # an agent with its own loop (sb3)
-        train_fn = getattr(info.load(), info.train_fn)
-        return train_fn(resolve_env(env), cfg, seed, checkpoint_dir=checkpoint_dir, resume=resume, progress=progress,
+    if spec.train_fn is not None:  # an agent with its own loop (sb3)
+        return spec.train_fn(resolve_env(env), cfg, seed, checkpoint_dir=checkpoint_dir, resume=resume, progress=progress,
                         log_dir=log_dir)
     dtype = getattr(cfg, "dtype", "float32")
     ctx = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
     with ctx:
-        return _train_jax(info.name, resolve_env(env, dtype), cfg, seed, checkpoint_dir, resume, progress, devices,
-                          log_dir)
+        return _train_jax(info.name, spec, resolve_env(env, dtype), cfg, seed, checkpoint_dir, resume, progress,
+                          devices, log_dir)
 
 
 def eval_schedule(n_iters: int, num_evals: int) -> list[int]:
@@ -148,16 +152,16 @@ def fused_iterate(agent: Any, capacity: int, mesh: Any = None, batch: int | None
     return jax.jit(run, in_shardings=(shardings, replicated), out_shardings=(shardings, replicated))
 
 
-def _train_jax(name, env, cfg, seed, checkpoint_dir, resume, progress, devices=None, log_dir=None) -> TrainResult:
-    resolve = getattr(get_agent(name).load(), "resolve_for_env", None)  # e.g. shac's horizon="auto"
-    if resolve is not None:
-        cfg = resolve(cfg, env, seed)
+def _train_jax(name, spec, env, cfg, seed, checkpoint_dir, resume, progress, devices=None,
+               log_dir=None) -> TrainResult:
+    if spec.resolve_for_env is not None:  # e.g. shac's horizon="auto"
+        cfg = spec.resolve_for_env(cfg, env, seed)
     mesh = sharding.make_mesh(devices)
     batch_field = "num_envs" if hasattr(cfg, "num_envs") else "population_size"
     batch = getattr(cfg, batch_field)
     sharding.check_divisible(batch, mesh, batch_field)
     # Runs that differ only in fields that do not change the compiled programs share them.
-    agent = build_agent(name, env, cfg.program_config())
+    agent = _build_agent(spec.agent_class, env, cfg.program_config())
     spi = agent.steps_per_iter
     n_iters = num_iterations(cfg.total_steps, spi)
     eval_at = eval_schedule(n_iters, cfg.num_evals)

@@ -17,10 +17,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradgym.agents.base import eval_keys, strong_types
+from gradgym.agents.base import eval_keys
 from gradgym.agents.policy_io import LoadedPolicy
+from gradgym.checks import is_int
 from gradgym.envs import render
 from gradgym.envs.core import BraxEnv
+from gradgym.jax_utils import strong_types
 
 OUTPUT_SUFFIXES = (".html", ".gif", ".mp4", ".png")
 
@@ -49,9 +51,9 @@ def policy_states(policy: LoadedPolicy, steps: int, seed: int | None = None) -> 
         seed: the episode is the first evaluation episode of this seed
             (:func:`gradgym.agents.base.eval_keys`); ``None`` = the run's seed.
     """
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+    if not is_int(steps, numpy_ok=True):
         raise ValueError(f"steps must be a positive int, got {steps!r}.")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+    if seed is not None and not is_int(seed, 0, numpy_ok=True):
         raise ValueError(f"seed must be an int >= 0, got {seed!r}.")
     key = eval_keys(policy.seed if seed is None else int(seed), policy.config.eval_episodes)[0]
     reset, step = _core(policy.env)

@@ -30,6 +30,8 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from gradgym.checks import is_int
+
 LossFn = Callable[[Any, jax.Array], jax.Array]
 """``loss_fn(theta, key) -> scalar``; ``key`` drives the loss's own noise."""
 
@@ -54,7 +56,7 @@ class GradEstimate(NamedTuple):
 
 
 def _check(sigma: float, num_samples: int) -> None:
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 2:
+    if not is_int(num_samples, 2):
         raise ValueError(f"num_samples must be an int >= 2 (variance needs two samples), got {num_samples!r}.")
     if isinstance(sigma, (int, float)) and not sigma > 0:
         raise ValueError(f"sigma must be > 0 (the smoothing std), got {sigma!r}.")

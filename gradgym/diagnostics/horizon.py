@@ -23,6 +23,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from gradgym.checks import is_int
 from gradgym.diagnostics.objectives import gradient_samples
 
 
@@ -47,7 +48,7 @@ def gradient_stats_vs_horizon(
     horizons = [int(h) for h in horizons]
     if not horizons or min(horizons) < 1:
         raise ValueError(f"horizons must be a non-empty list of positive ints, got {horizons!r}.")
-    if isinstance(num_seeds, bool) or not isinstance(num_seeds, int) or num_seeds < 2:
+    if not is_int(num_seeds, 2):
         raise ValueError(f"num_seeds must be an int >= 2, got {num_seeds!r}.")
     max_horizon = max(horizons) if max_horizon is None else max_horizon
     keys = jax.random.split(key, num_seeds)

@@ -22,6 +22,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from gradgym.envs import BraxEnv, rollout
+from gradgym.jax_utils import float_dtype
 from gradgym.nets import make_policy
 
 
@@ -52,8 +53,7 @@ def init_policy(
         hidden: hidden layer widths.
     """
     module, _ = default_policy(env.action_size, tuple(hidden))
-    dtype = jnp.float64 if env.dtype == "float64" else jnp.float32
-    params = module.init(key, jnp.zeros(env.observation_size, dtype))
+    params = module.init(key, jnp.zeros(env.observation_size, float_dtype(env.dtype)))
     if standard_init:
         mlp = params["params"]["MLP_0"]
         last = f"Dense_{len(mlp) - 1}"

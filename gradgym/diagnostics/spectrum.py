@@ -18,6 +18,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from gradgym.checks import is_int
+
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 4))
 def _jacobians(env, policy_fn, params, key, num_steps):
@@ -53,7 +55,7 @@ def closed_loop_jacobians(env, policy_fn, params: Any, key: jax.Array, num_steps
         Jacobian is taken at), ``rewards [T]``, ``done [T]``. The physics keeps
         running after ``done`` (Jacobians stay defined); ``done`` is recorded.
     """
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
+    if not is_int(num_steps):
         raise ValueError(f"num_steps must be a positive int, got {num_steps!r}.")
     jacs, vecs, rewards, done = _jacobians(env, policy_fn, params, key, num_steps)
     return {

@@ -26,8 +26,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from gradgym.checks import is_int
 from gradgym.diagnostics.objectives import default_policy, init_policy
 from gradgym.envs import BraxEnv
+from gradgym.jax_utils import float_dtype, stop_gradient_where
 
 
 def _episode(env: BraxEnv, policy_fn, params, key, truncation, episode_length: int):
@@ -39,7 +41,7 @@ def _episode(env: BraxEnv, policy_fn, params, key, truncation, episode_length: i
         state, alive = carry
         t, k = inp
         cut = (t > 0) & (t % truncation == 0)
-        state = jax.tree.map(lambda s: jnp.where(cut, jax.lax.stop_gradient(s), s), state)
+        state = stop_gradient_where(cut, state)
         nxt = env.step(state, policy_fn(params, state.obs, k))
         nxt = jax.tree.map(lambda a, b: jnp.where(alive > 0, a, b), nxt, state)
         reward = nxt.reward * alive
@@ -109,14 +111,14 @@ def train_truncated(
         ("episode_length", episode_length),
         ("truncation", truncation),
     ):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        if not is_int(v):
             raise ValueError(f"{name} must be a positive int, got {v!r}.")
     if not learning_rate > 0 or not max_grad_norm > 0:
         raise ValueError(f"learning_rate and max_grad_norm must be > 0, got {learning_rate!r}, {max_grad_norm!r}.")
     opt_state = _optimizer().init(params)
     curve: dict[str, list] = {k: [] for k in ("update", "return", "length", "x_distance", "grad_norm")}
     skipped, t0 = 0, time.time()
-    dt = jnp.float64 if env.dtype == "float64" else jnp.float32
+    dt = float_dtype(env.dtype)
     for i in range(updates):
         key, k = jax.random.split(key)
         params, opt_state, m = _update(

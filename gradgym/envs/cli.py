@@ -12,6 +12,7 @@ import argparse
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,20 +65,15 @@ def _common(p: argparse.ArgumentParser, default_env: str) -> None:
     p.add_argument("--height", type=_positive, default=480, help="frame height in pixels (default 480)")
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    """Prints the robots with their ids and backends (default starred), then the agents."""
+def cmd_list(args: argparse.Namespace, more: Callable[[], None] | None = None) -> int:
+    """Prints the robots with their ids and backends (default starred), then ``more()`` (the agents layer
+    binds its listing there, so this layer imports nothing above it)."""
     print("Robots (Gymnasium id, max_episode_steps, backends; * = default):")
     for spec in ROBOTS.values():
         backends = ", ".join(b + ("*" if b == spec.default_backend else "") for b in spec.backends)
         print(f"  {spec.name:<26} {spec.gym_id:<34} {spec.max_episode_steps:>5}  {backends}")
-    try:
-        from gradgym.agents import AGENTS
-    except ImportError:
-        AGENTS = {}
-    if AGENTS:
-        print("Agents:")
-        for name, info in AGENTS.items():
-            print(f"  {name:<8} {getattr(info, 'description', '')}")
+    if more is not None:
+        more()
     print('Use: gymnasium.make("gradgym/Ant-v0") after `import gradgym`, or gradgym.envs.make("ant").')
     return 0
 

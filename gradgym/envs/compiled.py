@@ -16,9 +16,6 @@ import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import jax
-import jax.numpy as jnp
-
 from gradgym.envs.core import BraxEnv
 
 T = TypeVar("T")
@@ -40,7 +37,3 @@ def compiled(env: BraxEnv, build: Callable[[BraxEnv], T]) -> T:
         fns = per_env[build] = build(env)
     return fns
 
-
-def strong_types(tree: Any) -> Any:
-    """Drops JAX weak types so a jitted step's output state matches its input (no retrace)."""
-    return jax.tree.map(lambda x: jax.lax.convert_element_type(x, jnp.asarray(x).dtype), tree)

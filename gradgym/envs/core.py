@@ -30,11 +30,13 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from gradgym.checks import is_int
 from gradgym.envs.brax_compat import load_brax_env
 from gradgym.envs.noise import NOISE_OPTIONS, NoiseConfig
 from gradgym.envs.physics import PhysicsParams, cast_sys, sample_physics, scaled_sys
 from gradgym.envs.robots import RobotSpec, get_robot, resolve_backend
 from gradgym.envs.spring_grad import GRAD_PATHS, resolve_grad_path, spring_pipeline_step
+from gradgym.jax_utils import DTYPES, float_dtype
 
 __all__ = ["GRAD_PATHS", "NOISE_OPTIONS", "BraxEnv", "NoiseConfig", "PhysicsParams", "State", "make"]
 
@@ -75,15 +77,24 @@ class State:
 
 
 def _check_episode_length(episode_length: Any) -> int | None:
-    if episode_length is not None and (
-        isinstance(episode_length, bool) or not isinstance(episode_length, int) or episode_length < 1
-    ):
+    if episode_length is not None and not is_int(episode_length):
         raise ValueError(f"episode_length must be a positive int or None, got {episode_length!r}.")
     return episode_length
 
 
+def time_limit_truncated(terminated: jax.Array, steps: jax.Array, limit: Any) -> jax.Array:
+    """``truncated``: the episode reached ``limit`` steps without terminating (``limit=None``: never).
+
+    The core applies it at ``episode_length``; the Gymnasium vector env at its
+    ``max_episode_steps`` (a traced limit).
+    """
+    if limit is None:
+        return jnp.zeros_like(terminated)
+    return ~terminated & (steps >= limit)
+
+
 def _check_dtype(dtype: Any) -> str:
-    if not isinstance(dtype, str) or dtype not in ("float32", "float64"):
+    if not isinstance(dtype, str) or dtype not in DTYPES:
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}.")
     return dtype
 
@@ -160,7 +171,7 @@ class BraxEnv:
 
     # -- internals --------------------------------------------------------
     def _float(self):
-        return jnp.float64 if self.dtype == "float64" else jnp.float32
+        return float_dtype(self.dtype)
 
     def _call_with_physics(self, physics: PhysicsParams, fn, *args):
         """Runs ``fn`` with the brax env's system scaled by ``physics``.
@@ -226,13 +237,6 @@ class BraxEnv:
         inner = self._call_with_physics(physics, _reset)
         return self._wrap(inner, k_ep, physics, k_obs)
 
-    def init_from(self, q: jax.Array, qd: jax.Array, key: jax.Array, physics: PhysicsParams | None = None) -> State:
-        """A state with given joint positions/velocities: differentiable in q, qd."""
-        template = self.reset(key, physics)
-        inner = self._call_with_physics(template.physics, self._inner_from_qqd, q, qd, template.inner)
-        k_obs, _ = jax.random.split(template.key)
-        return template.replace(inner=inner, obs=self._observe(inner.obs, k_obs))
-
     def step(self, state: State, action: jax.Array) -> State:
         """Advances one control step. Pure; branch-free; differentiable.
 
@@ -261,7 +265,7 @@ class BraxEnv:
         )
         steps = state.steps + 1
         terminated = (inner.done > 0) | ~finite
-        truncated = ~terminated & (steps >= self.episode_length if self.episode_length else jnp.zeros((), bool))
+        truncated = time_limit_truncated(terminated, steps, self.episode_length)
         return State(
             inner=inner,
             obs=self._observe(obs, k_obs),

@@ -2,8 +2,8 @@
 
 ``rollout`` is a ``lax.scan`` over :meth:`BraxEnv.step`; it is differentiable
 with respect to policy parameters, open-loop action sequences (see
-:func:`open_loop_rollout`), the initial state (pass ``init_state``, e.g. from
-:meth:`BraxEnv.init_from`) and physics parameters (pass ``physics``).
+:func:`open_loop_rollout`), the initial state (pass ``init_state``) and physics
+parameters (pass ``physics``).
 ``truncation=t`` applies ``stop_gradient`` to the env state every ``t`` steps
 (truncated backprop through time, as in Metz et al. 2021, Fig. 6).
 """
@@ -16,7 +16,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from gradgym.checks import is_int
 from gradgym.envs.core import BraxEnv, PhysicsParams, State
+from gradgym.jax_utils import stop_gradient_where
 
 PolicyFn = Callable[[Any, jax.Array, jax.Array], jax.Array]
 """``policy_fn(params, obs, key) -> action``."""
@@ -39,9 +41,9 @@ class Trajectory(NamedTuple):
 
 
 def _check_truncation(truncation: int | None, horizon: int) -> None:
-    if truncation is not None and (isinstance(truncation, bool) or not isinstance(truncation, int) or truncation < 1):
+    if truncation is not None and not is_int(truncation):
         raise ValueError(f"truncation must be a positive int or None, got {truncation!r}.")
-    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+    if not is_int(horizon):
         raise ValueError(f"horizon must be a positive int, got {horizon!r}.")
 
 
@@ -53,7 +55,7 @@ def _scan(env: BraxEnv, act_fn, state: State, xs, horizon: int, truncation: int 
         t, x, k = inp
         if truncation is not None:
             cut = (t > 0) & (t % truncation == 0)
-            state = jax.tree.map(lambda s: jnp.where(cut, jax.lax.stop_gradient(s), s), state)
+            state = stop_gradient_where(cut, state)
         action = act_fn(state.obs, k, x)
         nxt = env.step(state, action)
         # Once an episode ends the state is frozen, so later steps neither

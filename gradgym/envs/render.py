@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from gradgym.checks import is_int
 from gradgym.fileio import atomic_write as _atomic_write
 
 if (
@@ -37,7 +38,7 @@ DEFAULT_HEIGHT = 480
 
 def _check_size(width: int, height: int) -> tuple[int, int]:
     for name, v in (("width", width), ("height", height)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 16 <= v <= 4096:
+        if not is_int(v, 16, numpy_ok=True) or v > 4096:
             raise ValueError(f"{name} must be an int in [16, 4096] pixels, got {v!r}.")
     return int(width), int(height)
 

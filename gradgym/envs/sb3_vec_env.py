@@ -23,8 +23,8 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
 from gradgym.envs import render as _render
 from gradgym.envs.core import State
-from gradgym.envs.gym_env import check_action, make_core
 from gradgym.envs.robots import get_robot
+from gradgym.envs.shell import check_action, make_core
 from gradgym.envs.vector_env import MODES, NO_LIMIT, SeedStreams, batched, check_max_steps, check_num_envs
 from gradgym.sharding import BatchPlacer
 

@@ -24,11 +24,13 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from gradgym.checks import is_int
 from gradgym.envs import render as _render
-from gradgym.envs.compiled import compiled, strong_types
-from gradgym.envs.core import BraxEnv, State
-from gradgym.envs.gym_env import check_action, make_core
+from gradgym.envs.compiled import compiled
+from gradgym.envs.core import BraxEnv, State, time_limit_truncated
 from gradgym.envs.robots import get_robot
+from gradgym.envs.shell import check_action, make_core
+from gradgym.jax_utils import strong_types
 from gradgym.sharding import BatchPlacer
 
 NO_LIMIT = np.iinfo(np.int32).max
@@ -66,7 +68,7 @@ class Batched:
         def step_one(s: State, a, max_steps):
             """Core step + truncation at ``max_steps``; splits off a key for this env's next reset."""
             nxt = env.step(s, a)
-            trunc = ~nxt.terminated & (nxt.steps >= max_steps)
+            trunc = time_limit_truncated(nxt.terminated, nxt.steps, max_steps)
             k_next, k_reset = jax.random.split(nxt.key)
             return nxt.replace(truncated=trunc, key=k_next), k_reset
 
@@ -135,7 +137,7 @@ def parse_autoreset_mode(mode: AutoresetMode | str) -> AutoresetMode:
 
 
 def check_num_envs(num_envs: int) -> int:
-    if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+    if not is_int(num_envs, numpy_ok=True):
         raise ValueError(f"num_envs must be a positive int, got {num_envs!r}.")
     return int(num_envs)
 

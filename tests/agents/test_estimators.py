@@ -1,11 +1,15 @@
 """Numbers a wrong implementation would miss: GAE, the observation normaliser, the ES estimator
 (APG's truncation: tests/agents/test_window_gradients.py)."""
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
+from evosax.algorithms import algorithms as EVOSAX_ALGORITHMS
+from evosax.core.fitness_shaping import identity_fitness_shaping_fn
 
-from gradgym.agents.es import es_gradient
 from gradgym.agents.normalize import init_stats, normalize, update_stats
 from gradgym.agents.ppo import compute_gae
 
@@ -48,6 +52,22 @@ def test_normalizer_matches_numpy():
     # Gradients pass through the observation but not into the statistics.
     g = jax.grad(lambda st: jnp.sum(normalize(st, jnp.ones(4))))(s)
     assert all(float(jnp.abs(x).sum()) == 0.0 for x in jax.tree.leaves(g))
+
+
+def es_gradient(fn: Callable[[jax.Array], jax.Array], x: jax.Array, key: jax.Array, sigma: float,
+                population_size: int) -> jax.Array:
+    """evosax's antithetic OpenAI-ES (the es agent's default), no fitness shaping: an estimate of grad ``fn`` at ``x``.
+
+    One ``ask``/``tell`` with SGD(lr=1) moves the mean by minus the estimate.
+    """
+    es = EVOSAX_ALGORITHMS["Open_ES"](population_size, x, use_antithetic_sampling=True, optimizer=optax.sgd(1.0),
+                                      std_schedule=optax.constant_schedule(sigma),
+                                      fitness_shaping_fn=identity_fitness_shaping_fn)
+    k_init, k_ask, k_tell = jax.random.split(key, 3)
+    state = es.init(k_init, x, es.default_params)
+    pop, state = es.ask(k_ask, state, es.default_params)
+    state, _ = es.tell(k_tell, pop, jax.vmap(fn)(pop), state, es.default_params)
+    return x - es.get_mean(state)
 
 
 def test_es_estimator_matches_quadratic_gradient():

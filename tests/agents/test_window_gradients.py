@@ -116,22 +116,22 @@ def test_critic_replay_stores_windows_and_recomputes_their_targets(shac_h4):
     _, (state1, w1) = grad(ts.actor, ts.critic, ts.stats, ts.env_state, jax.random.PRNGKey(1))
     _, (_, w2) = grad(ts.actor, ts.critic, ts.stats, state1, jax.random.PRNGKey(2))
     r1 = agent._replay_window(ts.replay, w1)
-    assert int(r1["count"]) == 1
+    assert int(r1.count) == 1
     for k in range(3):
-        np.testing.assert_array_equal(np.asarray(r1["obs"][k]), np.asarray(w1[0]))
+        np.testing.assert_array_equal(np.asarray(r1.obs[k]), np.asarray(w1.obs))
     r2 = agent._replay_window(r1, w2)
-    assert int(r2["count"]) == 2
-    np.testing.assert_array_equal(np.asarray(r2["reward"][0]), np.asarray(w2[2]))
-    np.testing.assert_array_equal(np.asarray(r2["next_obs"][1]), np.asarray(w1[1]))
+    assert int(r2.count) == 2
+    np.testing.assert_array_equal(np.asarray(r2.reward[0]), np.asarray(w2.reward))
+    np.testing.assert_array_equal(np.asarray(r2.next_obs[1]), np.asarray(w1.next_obs))
     # The windows follow each other: window 2 starts where window 1 ended (no episode ended in 8 steps).
-    np.testing.assert_allclose(np.asarray(r2["obs"][0][0]), np.asarray(r2["next_obs"][1][-1]), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(r2.obs[0][0]), np.asarray(r2.next_obs[1][-1]), rtol=1e-6)
     targets, weights = agent.replay_targets(ts.critic, ts.stats, r2)
     np.testing.assert_array_equal(np.asarray(weights[:, 0, 0]), [1.0, 1.0, 0.0])
-    np.testing.assert_allclose(np.asarray(targets[0]), np.asarray(agent.critic_targets(w2[2], w2[4], w2[5])),
+    np.testing.assert_allclose(np.asarray(targets[0]), np.asarray(agent.critic_targets(w2.reward, w2.v_next, w2.done)),
                                rtol=1e-5, atol=1e-6)
-    stitched = agent.critic_targets(*(jnp.concatenate([w1[i], w2[i]]) for i in (2, 4, 5)))
+    stitched = agent.critic_targets(*(jnp.concatenate([getattr(w1, f), getattr(w2, f)]) for f in ("reward", "v_next", "done")))
     np.testing.assert_allclose(np.asarray(targets[1]), np.asarray(stitched[:4]), rtol=1e-5, atol=1e-6)
-    alone = np.asarray(agent.critic_targets(w1[2], w1[4], w1[5]))  # window 1's targets cut at its own end
+    alone = np.asarray(agent.critic_targets(w1.reward, w1.v_next, w1.done))  # window 1's targets cut at its own end
     assert np.abs(np.asarray(targets[1]) - alone).max() > 1e-3
     out, metrics = agent.iterate(ts)
-    assert int(out.replay["count"]) == 1 and np.isfinite(float(metrics["value_loss"]))
+    assert int(out.replay.count) == 1 and np.isfinite(float(metrics["value_loss"]))

@@ -10,7 +10,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import gradgym
 from gradgym.envs import ROBOTS
-from gradgym.envs.gym_env import strong_types
+from gradgym.jax_utils import strong_types
 
 ANT = ROBOTS["ant"].gym_id
 PENDULUM = ROBOTS["inverted_pendulum"].gym_id

@@ -129,6 +129,11 @@ class BraxEnv:
         if noise.reset_noise_scale is not None and self.spec.native_reset_noise:
             kwargs["reset_noise_scale"] = noise.reset_noise_scale
         self.brax_env = load_brax_env(robot, **kwargs)
+        if self.dtype == "float32" and any(getattr(x, "dtype", None) == jnp.float64
+                                           for x in jax.tree.leaves(self.brax_env.sys)):
+            # Loaded while JAX's 64-bit mode was on (inside jax.enable_x64): make() caches this env, and a
+            # float64 system would then meet float32 arrays once the mode is off again.
+            self.brax_env.sys = cast_sys(self.brax_env.sys, jnp.float32)
         self._sys = self.brax_env.sys
         step = spring_pipeline_step(self.brax_env, self.grad_path) if self.backend == "spring" else None
         if step is not None:

@@ -320,3 +320,17 @@ def test_action_bounds_are_brax_unit_box(robot):
     assert low.shape == high.shape == (ge.make(robot).action_size,)
     np.testing.assert_array_equal(low, -1.0)
     np.testing.assert_array_equal(high, 1.0)
+
+
+def test_float32_env_made_in_64bit_mode_stays_float32():
+    """make() caches envs: a float32 env first built inside ``jax.enable_x64`` must not keep a float64
+    system (it used to fail later, outside 64-bit mode, with a float32/float64 mismatch in Brax's reset)."""
+    with jax.enable_x64(True):
+        made_in_x64 = ge.make("reacher", episode_length=7)
+    plain = ge.make("reacher", episode_length=8)
+    key, action = jax.random.PRNGKey(0), jnp.full((plain.action_size,), 0.3)
+    a = jax.jit(made_in_x64.step)(made_in_x64.reset(key), action)
+    b = jax.jit(plain.step)(plain.reset(key), action)
+    assert a.obs.dtype == jnp.float32
+    np.testing.assert_array_equal(a.obs, b.obs)
+    np.testing.assert_array_equal(a.reward, b.reward)

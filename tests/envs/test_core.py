@@ -323,11 +323,13 @@ def test_action_bounds_are_brax_unit_box(robot):
 
 
 def test_float32_env_made_in_64bit_mode_stays_float32():
-    """make() caches envs: a float32 env first built inside ``jax.enable_x64`` must not keep a float64
-    system (it used to fail later, outside 64-bit mode, with a float32/float64 mismatch in Brax's reset)."""
+    """make() caches envs and Brax systems: a float32 env first built inside ``jax.enable_x64`` must not keep a
+    float64 system. It used to fail later, outside 64-bit mode, in Brax's eager reset (which
+    ``observation_size`` runs): ``lax.mul requires arguments to have the same dtypes, got float32, float64``."""
     with jax.enable_x64(True):
-        made_in_x64 = ge.make("reacher", episode_length=7)
-    plain = ge.make("reacher", episode_length=8)
+        made_in_x64 = ge.make("inverted_pendulum", episode_length=7)
+    plain = ge.make("inverted_pendulum", episode_length=8)  # another env on the same cached Brax system
+    assert plain.observation_size == made_in_x64.observation_size == 4
     key, action = jax.random.PRNGKey(0), jnp.full((plain.action_size,), 0.3)
     a = jax.jit(made_in_x64.step)(made_in_x64.reset(key), action)
     b = jax.jit(plain.step)(plain.reset(key), action)

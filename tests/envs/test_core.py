@@ -95,25 +95,27 @@ def _rollout_fn(env: BraxEnv, n: int):
     return jax.jit(jax.vmap(one))
 
 
+FULL_NOISE = dict(
+    reset_noise_scale=0.2, action_noise=0.1, obs_noise=0.05, friction_range=(0.5, 1.5), mass_range=(0.8, 1.2)
+)
+
+
 def test_bit_identical_reruns_from_a_seed():
-    """Two envs (cached make twice, and a fresh instance), same key, 100 steps: identical."""
-    env_a = ge.make("ant")
-    assert ge.make("ant") is env_a  # make is cached by options
-    env_b = BraxEnv("ant")  # a separate object with its own compiled code
+    """Two envs (cached make twice, and a fresh instance), same keys, every noise option on: identical.
+
+    The cached env's program is shared with the noise test below (one ant compile fewer)."""
+    env_a = ge.make("ant", **FULL_NOISE)
+    assert ge.make("ant", **FULL_NOISE) is env_a  # make is cached by options
+    env_b = BraxEnv("ant", noise=NoiseConfig(**FULL_NOISE))  # a separate object with its own compiled code
     assert env_b is not env_a
     keys = jnp.stack([jax.random.PRNGKey(7), jax.random.PRNGKey(8)])
-    a = jax.device_get(_rollout_fn(env_a, 100)(keys))
-    b = jax.device_get(_rollout_fn(env_b, 100)(keys))
-    for name in ("obs", "reward", "q"):
+    a = jax.device_get(_rollout_fn(env_a, 30)(keys))
+    b = jax.device_get(_rollout_fn(env_b, 30)(keys))
+    for name in ("obs", "reward", "q", "obs0", "clean_obs"):
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
     assert np.all(np.isfinite(a["obs"]))
     # Different seeds give different episodes.
     assert np.abs(a["obs"][0] - a["obs"][1]).max() > 1e-3
-
-
-FULL_NOISE = dict(
-    reset_noise_scale=0.2, action_noise=0.1, obs_noise=0.05, friction_range=(0.5, 1.5), mass_range=(0.8, 1.2)
-)
 
 
 def test_noise_same_key_identical_different_key_different():

@@ -50,7 +50,7 @@ def plot(res: dict, arrays: dict, path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = figure_parser(__doc__.splitlines()[0], "fig2").parse_args(argv)
-    if args.quick:
+    if args.quick:  # shapes shared with fig2x, fig5 and `gradgym diagnose --quick` (one compile each in a process)
         n_pts, slice_h, seeds_b, var_h, var_seeds = 21, [1, 2, 4, 8], 1, [1, 2, 4, 8], 8
     else:
         n_pts, slice_h, seeds_b, var_h, var_seeds = 201, [1, 2, 4, 8, 16], 32, [1, 2, 4, 8, 12, 16, 24, 32, 48, 64], 16

@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     p = figure_parser(__doc__.splitlines()[0], "estimators")
     p.add_argument("--sigma", type=float, default=0.01, help="parameter-noise std of the smoothed objective")
     args = p.parse_args(argv)
+    # Quick: 8 samples and unrolls up to 8, the shapes of fig2's, fig5's and `gradgym diagnose`'s quick gradient
+    # statistics, so that one compiled gradient program serves all of them in one process.
     horizons, samples = ([1, 4, 8], 8) if args.quick else ([1, 2, 4, 8, 16, 32, 64, 100], 16)
     res = {"sigma": args.sigma, "samples": samples, "horizons": horizons, "by_horizon": [], "quick": args.quick}
     with jax.enable_x64(True):

@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=16, help="Gaussian perturbations for (b) and (c)")
     args = p.parse_args(argv)
     if args.quick:
-        n_cand, pts, slice_h, smooth_h, k, var_h = 2, 9, [4, 16], 16, 4, [1, 4, 8]
+        # One slice length: the candidates, the slice and the smoothed slices then share one compiled slice.
+        n_cand, pts, slice_h, smooth_h, k, var_h = 2, 9, [16], 16, 4, [1, 4, 8]
     else:
         n_cand, pts, k = args.candidates, args.points, args.samples
         slice_h, smooth_h, var_h = [8, 32, 128, 256, 512, 1024], 256, [1, 8, 16, 32, 48, 64, 96, 128]

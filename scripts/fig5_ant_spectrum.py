@@ -58,6 +58,7 @@ def plot(res: dict, path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = figure_parser(__doc__.splitlines()[0], "fig5").parse_args(argv)
+    # Quick: the shapes of fig2's, fig2x's and `gradgym diagnose`'s quick modes (one compile each in a process).
     steps, horizons, seeds = (12, [1, 2, 4, 8], 8) if args.quick else (100, [1, 2, 4, 8, 16, 24, 32, 48, 64, 100], 8)
     res: dict = {"steps": steps, "eig_step": min(90, steps), "seeds": seeds, "runs": {}, "quick": args.quick}
     with jax.enable_x64(True):

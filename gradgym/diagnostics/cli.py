@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+# The same shapes as the quick modes of scripts/fig2*.py and fig5 (unrolls up to 8, 8 seeds, 12 Jacobian steps,
+# 21-point slices with one key), so that in one process the Ant programs compile once for all of them.
 QUICK = {"horizons": (1, 2, 4, 8), "num_seeds": 8, "spectrum_steps": 12, "slice_points": 21}
 
 

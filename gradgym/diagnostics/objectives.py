@@ -7,8 +7,13 @@ step ``T`` are masked out; ``T`` is a traced value. The gradient equals that of
 a ``T``-step rollout exactly, because nothing after step ``T`` reaches the loss.
 
 Compiled functions are cached by JAX per (env, policy_fn, max_horizon,
-truncation); :func:`default_policy` returns the same ``policy_fn`` object per
-(action_size, hidden) so that callers share compilations.
+truncation) and argument shapes; :func:`default_policy` returns the same
+``policy_fn`` object per (action_size, hidden) so that callers share
+compilations. All policy gradients (:func:`gradient_samples`, and both
+estimators of :func:`policy_estimators`) come from one program, losses and
+gradients at ``params + offset`` per rollout key, so a process that asks for
+both with the same number of keys compiles the gradient through the physics
+once.
 """
 
 from __future__ import annotations
@@ -69,15 +74,16 @@ def masked_loss(env: BraxEnv, policy_fn, params: Any, key: jax.Array, horizon, m
     return -jnp.sum(traj.reward * mask) / jnp.asarray(horizon, traj.reward.dtype)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 4, 5))
-def _grad_batch(env, policy_fn, params, keys, max_horizon, truncation, horizon):
-    def one(k):
-        loss, g = jax.value_and_grad(masked_loss, argnums=2)(
-            env, policy_fn, params, k, horizon, max_horizon, truncation
-        )
-        return loss, ravel_pytree(g)[0]
+@functools.partial(jax.jit, static_argnums=(0, 1, 5, 6))
+def _grad_batch(env, policy_fn, params, offsets, keys, max_horizon, truncation, horizon):
+    """Losses ``[K]`` and flat pathwise gradients ``[K, P]`` at ``params + offsets[i]`` (flat) with key ``keys[i]``."""
+    x, unravel = ravel_pytree(params)
 
-    return jax.vmap(one)(keys)
+    def one(o, k):
+        f = lambda v: masked_loss(env, policy_fn, unravel(v), k, horizon, max_horizon, truncation)  # noqa: E731
+        return jax.value_and_grad(f)(x + o)
+
+    return jax.vmap(one)(offsets, keys)
 
 
 def gradient_samples(
@@ -90,7 +96,9 @@ def gradient_samples(
     """
     if not 1 <= horizon <= max_horizon:
         raise ValueError(f"horizon must be in [1, max_horizon={max_horizon}], got {horizon!r}; raise max_horizon.")
-    return _grad_batch(env, policy_fn, params, keys, max_horizon, truncation, jnp.asarray(horizon, jnp.int32))
+    x, _ = ravel_pytree(params)
+    offsets = jnp.zeros((keys.shape[0], x.size), x.dtype)
+    return _grad_batch(env, policy_fn, params, offsets, keys, max_horizon, truncation, jnp.asarray(horizon, jnp.int32))
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 5))
@@ -120,30 +128,6 @@ def policy_loss_slice(
     return _slice_batch(env, policy_fn, params, direction, shifts, max_horizon, keys, jnp.asarray(horizon, jnp.int32))
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 5))
-def _perturbed_grads(env, policy_fn, params, eps, keys, max_horizon, horizon):
-    """Pathwise gradients at ``params + eps_i`` (flat) with rollout key ``keys[i]``: ``[K, P]``."""
-    x, unravel = ravel_pytree(params)
-
-    def one(e, k):
-        f = lambda v: masked_loss(env, policy_fn, unravel(v), k, horizon, max_horizon)  # noqa: E731
-        return jax.grad(f)(x + e)
-
-    return jax.vmap(one)(eps, keys)
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1, 5))
-def _perturbed_losses(env, policy_fn, params, eps, keys, max_horizon, horizon):
-    """Losses at ``params +- eps_i`` (flat) with rollout key ``keys[i]``: two ``[K]`` arrays."""
-    x, unravel = ravel_pytree(params)
-
-    def one(e, k):
-        f = lambda v: masked_loss(env, policy_fn, unravel(v), k, horizon, max_horizon)  # noqa: E731
-        return f(x + e), f(x - e)
-
-    return jax.vmap(one)(eps, keys)
-
-
 def policy_estimators(
     env: BraxEnv,
     policy_fn,
@@ -171,8 +155,10 @@ def policy_estimators(
     eps = sigma * jax.random.normal(k_eps, (num_samples, x.size), x.dtype)
     keys = jax.random.split(k_roll, num_samples)
     h = jnp.asarray(horizon, jnp.int32)
-    rp = np.asarray(_perturbed_grads(env, policy_fn, params, eps, keys, max_horizon, h), np.float64)
-    lp, lm = (np.asarray(a, np.float64) for a in _perturbed_losses(env, policy_fn, params, eps, keys, max_horizon, h))
+    # The gradient program of gradient_samples serves both estimators (one compile): its losses at +eps give
+    # the ES's first half alongside the pathwise gradients; a second call at -eps gives the other half.
+    lp, rp = (np.asarray(a, np.float64) for a in _grad_batch(env, policy_fn, params, eps, keys, max_horizon, None, h))
+    lm = np.asarray(_grad_batch(env, policy_fn, params, -eps, keys, max_horizon, None, h)[0], np.float64)
     es = ((lp - lm) / (2 * sigma**2))[:, None] * np.asarray(eps, np.float64)
     out = {}
     for name, s in (("pathwise", rp), ("es_antithetic", es)):

@@ -43,11 +43,17 @@ def get_activation(name: str) -> Callable[[jax.Array], jax.Array]:
 
 
 class MLP(nn.Module):
-    """Plain MLP; the last layer is linear."""
+    """Plain MLP; the last layer is linear.
+
+    ``layer_norm=True`` puts flax's ``LayerNorm`` between each hidden layer and
+    its activation (the critics of AHAC and SAPO); the default adds nothing, so
+    the parameters of existing networks keep their names.
+    """
 
     features: Sequence[int]
     activation: str = "swish"
     final_scale: float = 1.0
+    layer_norm: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -57,6 +63,8 @@ class MLP(nn.Module):
             init = nn.initializers.variance_scaling(self.final_scale if last else 1.0, "fan_in", "uniform")
             x = nn.Dense(f, kernel_init=init, dtype=x.dtype, param_dtype=x.dtype)(x)
             if not last:
+                if self.layer_norm:
+                    x = nn.LayerNorm(dtype=x.dtype, param_dtype=x.dtype)(x)
                 x = act(x)
         return x
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 from gradgym.checks import is_int
 from gradgym.nets import ACTIVATIONS
@@ -85,6 +85,10 @@ class CommonConfig:
         activation: hidden activation, one of ``swish, tanh, relu, elu``.
     """
 
+    #: Fields added after checkpoints were first written: :meth:`to_dict` records each only when it differs
+    #: from its default, so the header of an older checkpoint (which lacks them) still matches the same run.
+    RECORDED_IF_SET: ClassVar[tuple[str, ...]] = ()
+
     total_steps: int = 100_000
     num_evals: int = 10
     eval_episodes: int = 8
@@ -113,12 +117,17 @@ class CommonConfig:
         return dataclasses.replace(self, total_steps=total, num_evals=1, eval_episodes=1)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict of the fields (tuples become lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        """JSON-safe dict of the fields (tuples become lists), without the ``RECORDED_IF_SET`` ones at their default.
+
+        :func:`from_dict` fills a missing field with its default, so the dict always rebuilds the same config.
+        """
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+                if not (k in self.RECORDED_IF_SET and v == defaults[k])}
 
 
 def from_dict(cls: type, values: dict[str, Any]) -> Any:
-    """Builds ``cls`` from a dict, rejecting unknown fields by name."""
+    """Builds ``cls`` from a dict, rejecting unknown fields by name; a missing field takes its default."""
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
     if unknown:

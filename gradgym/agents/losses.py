@@ -153,6 +153,14 @@ def critic_loss(critic: Any, obs_n: jax.Array, target: jax.Array, weight: jax.Ar
     return jnp.sum(weight * err) / jnp.maximum(jnp.sum(weight), 1.0)
 
 
+def ensemble_critic_loss(critic: Any, obs_n: jax.Array, target: jax.Array, weight: jax.Array | None = None, *,
+                         value_apply: Callable) -> jax.Array:
+    """:func:`critic_loss` of every member of a stacked ensemble (leading axis of ``critic``) on the same targets,
+    averaged over the members (AHAC's)."""
+    per_member = jax.vmap(lambda c: critic_loss(c, obs_n, target, weight, value_apply=value_apply))(critic)
+    return jnp.mean(per_member)
+
+
 def ppo_loss(params: Any, batch: PpoBatch, *, policy_apply: Callable, value_apply: Callable, clip_eps: float,
              vf_coef: float, ent_coef: float):
     """Clipped surrogate + value loss - entropy bonus on one minibatch; aux = (surrogate, value loss, entropy)."""

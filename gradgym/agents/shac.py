@@ -21,6 +21,13 @@ across windows:
    so that a short window still gives it the paper's ``N x H`` samples;
 4. soft update ``V' <- alpha V' + (1 - alpha) V``.
 
+The critic recipe of AHAC (Georgiev et al., ICML 2024) and SAPO (Xing et al.,
+ICLR 2025) is available as options, off by default (:mod:`gradgym.agents.critic`):
+an ensemble of critics whose minimum bootstraps the actor and the targets
+(``critic_ensemble``), LayerNorm in the critic (``critic_layernorm``), no
+target network (``target_network=False``: ``V'`` is ``V``), and regression
+passes until the loss stops falling (``critic_early_stop``).
+
 With ``horizon=1`` and a zero critic the actor gradient equals APG's (tested).
 """
 
@@ -43,8 +50,16 @@ from gradgym.agents.base import (
     policy_net,
     scheduled_lr,
 )
-from gradgym.agents.config import CommonConfig, check_actor_critic, check_choice, check_float, check_int
-from gradgym.agents.losses import WindowStep, critic_loss, shac_actor_loss, value_of
+from gradgym.agents.config import (
+    CommonConfig,
+    check_actor_critic,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+)
+from gradgym.agents.critic import fit_until_plateau, init_members, min_over_members
+from gradgym.agents.losses import WindowStep, critic_loss, ensemble_critic_loss, shac_actor_loss, value_of
 from gradgym.agents.normalize import RunningStats, init_stats, normalize
 from gradgym.envs.core import BraxEnv, State
 from gradgym.jax_utils import DTYPES, float_dtype, strong_types
@@ -78,7 +93,8 @@ class ShacConfig(CommonConfig):
         gamma: discount factor.
         lam: TD(lambda) parameter of the critic targets.
         target_alpha: soft update ``V' <- alpha V' + (1 - alpha) V`` after each iteration.
-        critic_iterations: epochs over each window's data for the critic.
+        critic_iterations: epochs over each window's data for the critic (with
+            ``critic_early_stop``, the most epochs).
         critic_minibatches: minibatches per critic epoch (must divide num_envs * horizon).
         critic_windows: windows the critic regresses on, the newest and the
             ``critic_windows - 1`` before it (1: the paper's, only the newest).
@@ -89,6 +105,23 @@ class ShacConfig(CommonConfig):
             each iteration with the current target critic and observation
             statistics; a minibatch holds
             ``critic_windows * num_envs * horizon / critic_minibatches`` samples.
+        critic_ensemble: critics trained side by side, each from its own
+            initialisation and on the same targets (the loss is the mean of the
+            members'); the actor's bootstrap and the TD(lambda) targets use the
+            minimum over the members (AHAC's). 1: a single critic (the paper's).
+        critic_layernorm: LayerNorm (flax's) after each hidden layer of the critic, before its activation.
+        target_network: ``True`` (the paper's): bootstrap and targets from the
+            target critic ``V'``, soft-updated with ``target_alpha``. ``False``
+            (AHAC's): from the current critic; ``V'`` is kept equal to ``V``.
+        critic_early_stop: the critic's epochs of an iteration stop after the
+            first whose mean minibatch loss improves on the previous epoch's by
+            less than ``critic_stop_tol`` times that loss, at most
+            ``critic_iterations`` epochs (``gradgym.agents.critic.fit_until_plateau``);
+            the epochs run are logged as the metric ``critic_passes``. The
+            linear learning-rate schedule counts the critic's updates over the
+            run as if every iteration ran ``critic_iterations`` epochs, so with
+            fewer the critic's rate decays more slowly than the actor's.
+        critic_stop_tol: relative loss improvement below which ``critic_early_stop`` stops.
         max_grad_norm: global-norm clipping of actor and critic gradients.
         reward_scale: rewards are multiplied by this before learning.
         value_hidden: hidden sizes of the critic MLP.
@@ -109,15 +142,24 @@ class ShacConfig(CommonConfig):
     critic_iterations: int = 16
     critic_minibatches: int = 4
     critic_windows: int = 1
+    critic_ensemble: int = 1
+    critic_layernorm: bool = False
+    target_network: bool = True
+    critic_early_stop: bool = False
+    critic_stop_tol: float = 0.01
     max_grad_norm: float = 1.0
     reward_scale: float = 1.0
     value_hidden: tuple[int, ...] = (64, 64)
     obs_norm: bool = True
     dtype: str = "float32"
 
+    # the critic options came after checkpoints: at their defaults they stay out of config headers
+    RECORDED_IF_SET = ("critic_ensemble", "critic_layernorm", "target_network", "critic_early_stop",
+                       "critic_stop_tol")
+
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("num_envs", "critic_iterations", "critic_minibatches", "critic_windows"):
+        for name in ("num_envs", "critic_iterations", "critic_minibatches", "critic_windows", "critic_ensemble"):
             check_int(name, getattr(self, name))
         if self.horizon != AUTO:  # "auto" is replaced by an int before an agent is built
             check_int("horizon", self.horizon)
@@ -143,6 +185,9 @@ class ShacConfig(CommonConfig):
         object.__setattr__(self, "betas", betas)
         check_float("lam", self.lam, 0.0, 1.0)
         check_float("target_alpha", self.target_alpha, 0.0, 1.0)
+        for name in ("critic_layernorm", "target_network", "critic_early_stop"):
+            check_bool(name, getattr(self, name))
+        check_float("critic_stop_tol", self.critic_stop_tol, 0.0, 1.0)
         check_actor_critic(self)
         check_choice("dtype", self.dtype, DTYPES)
 
@@ -268,7 +313,10 @@ class Shac:
         self.config = config
         self.steps_per_iter = config.num_envs * config.horizon
         self._policy_fn = policy_net(env.action_size, config.hidden, config.activation)[1]
-        self.value = MLP((*config.value_hidden, 1), config.activation)
+        self.value = MLP((*config.value_hidden, 1), config.activation, layer_norm=config.critic_layernorm)
+        ensemble = config.critic_ensemble > 1
+        # the critic's value: the one network, or the minimum over the members of the ensemble
+        self.value_apply = functools.partial(min_over_members, self.value.apply) if ensemble else self.value.apply
         iters = num_iterations(config.total_steps, self.steps_per_iter)
         critic_updates = iters * config.critic_iterations * config.critic_minibatches
         sched = config.lr_schedule
@@ -278,11 +326,12 @@ class Shac:
                                          config.betas)
         # actor_loss(actor, target critic, stats, env_state, key) -> (loss, (final env state, WindowStep))
         self.actor_loss = functools.partial(
-            shac_actor_loss, env=env, policy_fn=self._policy_fn, value_apply=self.value.apply,
+            shac_actor_loss, env=env, policy_fn=self._policy_fn, value_apply=self.value_apply,
             num_envs=config.num_envs, horizon=config.horizon, truncation=config.truncation or config.horizon,
             gamma=config.gamma, reward_scale=config.reward_scale, dtype=self._dtype)
-        # critic_loss(critic, obs_n, target[, weight]) -> (weighted) mean squared error
-        self.critic_loss = functools.partial(critic_loss, value_apply=self.value.apply)
+        # critic_loss(critic, obs_n, target[, weight]) -> (weighted) mean squared error (an ensemble: members' mean)
+        self.critic_loss = functools.partial(ensemble_critic_loss if ensemble else critic_loss,
+                                             value_apply=self.value.apply)
         self.init = jax.jit(lambda key: strong_types(self._init(key)))
         self.iterate = jax.jit(lambda ts: strong_types(self._iterate(ts)))
 
@@ -294,7 +343,11 @@ class Shac:
         k_pol, k_val, k_env, k_run = jax.random.split(key, 4)
         cfg = self.config
         actor = init_policy_params(self.env, cfg.hidden, cfg.activation, k_pol)
-        critic = self.value.init(k_val, jnp.zeros((self.env.observation_size,), self._dtype))
+        example = jnp.zeros((self.env.observation_size,), self._dtype)
+        if cfg.critic_ensemble == 1:
+            critic = self.value.init(k_val, example)
+        else:  # every leaf [critic_ensemble, ...]
+            critic = init_members(self.value.init, k_val, example, cfg.critic_ensemble)
         return ShacState(
             actor=actor,
             critic=critic,
@@ -319,7 +372,7 @@ class Shac:
         return ts.actor, ts.stats
 
     def v(self, critic: Any, obs_n: jax.Array) -> jax.Array:
-        return value_of(self.value.apply, critic, obs_n)
+        return value_of(self.value_apply, critic, obs_n)
 
     def critic_targets(self, rewards: jax.Array, v_next: jax.Array, dones: jax.Array) -> jax.Array:
         ends = dones.at[-1].set(1.0)
@@ -358,6 +411,28 @@ class Shac:
         real = jnp.arange(self.config.critic_windows) < replay.count
         return g, jnp.broadcast_to(real[:, None, None].astype(g.dtype), g.shape)
 
+    def critic_epoch(self, data: tuple[jax.Array, ...], carry, key: jax.Array):
+        """One pass over ``data`` (flat samples: normalised obs, targets[, weights]) in ``critic_minibatches``
+        shuffled minibatches; ``carry = (critic, critic optimiser state, skipped)``; returns (carry, losses)."""
+        m = data[0].shape[0]
+        perm = jax.random.permutation(key, m).reshape(self.config.critic_minibatches, -1)
+        return jax.lax.scan(self._critic_update, carry, jax.tree.map(lambda x: x[perm], data))
+
+    def fit_critic(self, carry, data: tuple[jax.Array, ...], key: jax.Array):
+        """``critic_iterations`` epochs (:meth:`critic_epoch`), or fewer with ``critic_early_stop``.
+
+        Returns:
+            ``(carry, epoch losses, metrics)``; the metrics hold ``critic_passes`` with early stopping.
+        """
+        cfg = self.config
+        epoch = functools.partial(self.critic_epoch, data)
+        keys = jax.random.split(key, cfg.critic_iterations)
+        if cfg.critic_early_stop:
+            carry, v_loss, passes = fit_until_plateau(epoch, carry, keys, cfg.critic_stop_tol)
+            return carry, v_loss, {"critic_passes": passes}
+        carry, v_loss = jax.lax.scan(epoch, carry, keys)
+        return carry, v_loss, {}
+
     def _iterate(self, ts: ShacState) -> tuple[ShacState, dict[str, jax.Array]]:
         cfg = self.config
         key, k_win, k_perm = jax.random.split(ts.key, 3)
@@ -374,17 +449,15 @@ class Shac:
             extra = (weights,)
         m = cfg.critic_windows * cfg.horizon * cfg.num_envs
         flat = (normalize(ts.stats, replay.obs).reshape(m, -1), *(x.reshape(m) for x in (targets, *extra)))
-
-        def epoch(carry, k):
-            perm = jax.random.permutation(k, m).reshape(cfg.critic_minibatches, -1)
-            return jax.lax.scan(self._critic_update, carry, jax.tree.map(lambda x: x[perm], flat))
-
-        (critic, critic_opt, skipped), v_loss = jax.lax.scan(
-            epoch, (ts.critic, ts.critic_opt, skipped), jax.random.split(k_perm, cfg.critic_iterations))
-        a = cfg.target_alpha
-        target = jax.tree.map(lambda t, c: a * t + (1.0 - a) * c, ts.target, critic)
+        (critic, critic_opt, skipped), v_loss, extra_metrics = self.fit_critic((ts.critic, ts.critic_opt, skipped),
+                                                                               flat, k_perm)
+        if cfg.target_network:
+            a = cfg.target_alpha
+            target = jax.tree.map(lambda t, c: a * t + (1.0 - a) * c, ts.target, critic)
+        else:  # the next window bootstraps from, and the next targets come from, the critic itself
+            target = critic
         stats = observe(cfg, ts.stats, window.obs)
         ts = ShacState(actor=actor, critic=critic, target=target, actor_opt=actor_opt, critic_opt=critic_opt,
                        stats=stats, env_state=env_state, key=key, skipped=skipped, replay=replay)
         return ts, {"loss": -jnp.mean(window.reward), "grad_norm": grad_norm, "value_loss": jnp.mean(v_loss),
-                    "skipped": skipped}
+                    "skipped": skipped, **extra_metrics}

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from gradgym.agents import get_agent, train
+from gradgym.agents.checkpoint import read_header
 from gradgym.agents.shac import Shac, ShacConfig, td_lambda_targets
 from tests.agents.conftest import assert_same_as_plain_loop
 
@@ -84,6 +85,17 @@ def test_shac_fused_loop_equals_plain_loop(shac_run, pend):
     assert_same_as_plain_loop(result, pend, exact_updates=16)
 
 
+def test_default_critic_options_leave_shac_as_it_was(shac_run):
+    """With the critic options at their defaults (one critic, no LayerNorm, a target network, fixed epochs) the
+    run logs the metrics it always did and writes the checkpoint header older versions wrote, so their
+    checkpoints resume into it (test_shac_resume_is_bit_identical resumes one)."""
+    d, result = shac_run
+    assert set(result.history) == {"loss", "grad_norm", "value_loss", "skipped"}
+    header = read_header(sorted(d.iterdir())[0])[0]
+    assert not set(ShacConfig.RECORDED_IF_SET) & set(header["config"])
+    assert header["config"] == result.config.to_dict()
+
+
 def test_shac_resume_is_bit_identical(shac_run, pend, tmp_path):
     d, full = shac_run
     first = sorted(d.iterdir())[0]
@@ -119,6 +131,12 @@ def test_shac_resume_is_bit_identical(shac_run, pend, tmp_path):
         ("critic_windows", 0),
         ("truncation", 3),
         ("lr_schedule", "cosine"),
+        ("critic_ensemble", 0),
+        ("critic_layernorm", "yes"),
+        ("target_network", 1),
+        ("critic_early_stop", None),
+        ("critic_stop_tol", -0.1),
+        ("critic_stop_tol", float("nan")),
     ],
 )
 def test_bad_configs_name_the_field(field, value):

@@ -326,8 +326,8 @@ def test_action_bounds_are_brax_unit_box(robot):
 
 def test_float32_env_made_in_64bit_mode_stays_float32():
     """make() caches envs and Brax systems: a float32 env first built inside ``jax.enable_x64`` must not keep a
-    float64 system. It used to fail later, outside 64-bit mode, in Brax's eager reset (which
-    ``observation_size`` runs): ``lax.mul requires arguments to have the same dtypes, got float32, float64``."""
+    float64 system. It used to fail later, outside 64-bit mode, in Brax's reset (which
+    ``observation_size`` traces): ``lax.mul requires arguments to have the same dtypes, got float32, float64``."""
     with jax.enable_x64(True):
         made_in_x64 = ge.make("inverted_pendulum", episode_length=7)
     plain = ge.make("inverted_pendulum", episode_length=8)  # another env on the same cached Brax system

@@ -11,9 +11,13 @@ stochastic policy:
 - the actor gradient split into its reward part (the same loss with a zero
   critic) and its bootstrap part (the rest): norms and cosines.
 
+and the return of those episodes (undiscounted, 1000 steps). ``--config``
+overrides SHAC fields (JSON), e.g. the critic recipe of AHAC/SAPO:
+``'{"critic_ensemble": 3, "critic_layernorm": true, "target_network": false, "critic_early_stop": true}'``.
+
 Writes ``<out>/critic_error.json``. About 15 min on one core at the default marks::
 
-    python scripts/diag_shac_critic.py [--seed 0] [--marks 100000,300000,600000] [--out runs/diag_shac_critic]
+    python scripts/diag_shac_critic.py [--seed 0] [--marks 100000,300000,600000] [--config JSON] [--out runs/diag_shac_critic]
 """
 
 from __future__ import annotations
@@ -40,11 +44,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--marks", default="100000,300000,600000", help="env steps at which to measure")
+    p.add_argument("--config", default="{}", help="SHAC config overrides as JSON (the 2M-step schedule stays)")
     p.add_argument("--out", default="runs/diag_shac_critic")
     args = p.parse_args()
     marks = [int(m) for m in args.marks.split(",")]
+    overrides = json.loads(args.config)
 
-    cfg = get_agent("shac").default_config("halfcheetah", {"total_steps": 2_000_000})
+    cfg = get_agent("shac").default_config("halfcheetah", {"total_steps": 2_000_000, **overrides})
     env = resolve_env("halfcheetah")
     agent = Shac(env, cfg)
     gamma = cfg.gamma
@@ -74,11 +80,13 @@ def main() -> None:
         return jnp.stack([jnp.concatenate([x[i].ravel() for x in jax.tree.leaves(jac)]) for i in range(2)])
 
     ts = agent.init(jax.random.PRNGKey(args.seed))
-    rows, steps, t0 = [], 0, time.time()
+    rows, steps, t0, passes = [], 0, time.time(), []
     for mark in marks:
         while steps < mark:
-            ts, _ = agent.iterate(ts)
+            ts, metrics = agent.iterate(ts)
             steps += agent.steps_per_iter
+            if "critic_passes" in metrics:
+                passes.append(int(metrics["critic_passes"]))
         v, r = (np.asarray(x, np.float64) for x in rollout(ts.actor, ts.target, ts.stats,
                                                            jax.random.PRNGKey(1000 + args.seed)))
         # Monte-Carlo return-to-go: TD(lambda) with lambda = 1, no bootstrap, one segment per episode.
@@ -94,6 +102,7 @@ def main() -> None:
         disc = (gamma ** np.arange(cfg.horizon)).sum() * r.mean()
         row = {
             "env_steps": steps, "wall_s": time.time() - t0, "mean_reward_per_step": float(r.mean()),
+            "episode_return_mean": float(r.sum(0).mean()),
             "mc_return_mean": float(G.mean()), "mc_return_std": float(G.std()), "critic_mean": float(V.mean()),
             "critic_rmse": float(np.sqrt(np.mean((V - G) ** 2))),
             "rel_abs_error": float(np.mean(np.abs(V - G)) / np.mean(np.abs(G))),
@@ -102,11 +111,14 @@ def main() -> None:
             "grad_norm_reward_part": float(np.linalg.norm(reward)), "grad_norm_bootstrap_part": float(np.linalg.norm(boot)),
             "cos_reward_bootstrap": cos(reward, boot), "cos_reward_full": cos(reward, full),
         }
+        if passes:  # critic_early_stop: passes per iteration since the previous mark
+            row["critic_passes_mean"] = float(np.mean(passes))
+            passes = []
         print(json.dumps(row), flush=True)
         rows.append(row)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "critic_error.json", json.dumps({"seed": args.seed, "rows": rows}, indent=1).encode())
+    atomic_write(out / "critic_error.json", json.dumps({"seed": args.seed, "config": overrides, "rows": rows}, indent=1).encode())
 
 
 if __name__ == "__main__":

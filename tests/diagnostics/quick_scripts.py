@@ -9,8 +9,8 @@ SCRIPTS = sorted((Path(__file__).resolve().parents[2] / "scripts").glob("fig*.py
 ANT_FLOAT64 = ("fig2_ant_landscape", "fig2x_ant_estimators", "fig5_ant_spectrum")
 """Scripts whose quick modes compile the same float64 Ant programs as test_ant.py and ``gradgym diagnose
 --quick`` (the policy gradient at 8 keys and unrolls up to 8, the 21-point loss slice, the 12-step closed-loop
-Jacobians). They run in test_ant.py, so that each of those programs compiles once: conftest.py drops compiled
-code after every test module."""
+Jacobians). They run in test_ant.py, so that each of those programs compiles once: with ``--dist loadfile``
+two modules may run on different workers, which share no compiled code."""
 
 
 def _load(path: Path):

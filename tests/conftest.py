@@ -5,7 +5,21 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "osmesa")
 os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
-os.environ["GRADGYM_JAX_CACHE"] = "off"  # no persistent compilation cache inside the test process
+#: One persistent compilation cache for the whole run, in a fresh temporary folder that the controlling process
+#: makes and removes: the two xdist workers and the subprocesses that tests start (``gradgym`` CLI runs,
+#: ``compare``'s workers, the example scripts) then compile a program once between them instead of once each.
+#: Nothing outside the run is read or written. ``GRADGYM_TEST_SHARED_CACHE=0`` turns it off.
+_SHARED_CACHE = os.environ.get("GRADGYM_TEST_SHARED_CACHE", "1") != "0"
+_OWNS_CACHE = False
+if not _SHARED_CACHE:
+    os.environ["GRADGYM_JAX_CACHE"] = "off"
+elif "PYTEST_XDIST_WORKER" not in os.environ and not os.environ.get("GRADGYM_TEST_CACHE_DIR"):
+    import tempfile
+
+    os.environ["GRADGYM_TEST_CACHE_DIR"] = tempfile.mkdtemp(prefix="gradgym-test-jax-cache-")
+    _OWNS_CACHE = True
+if _SHARED_CACHE:
+    os.environ["GRADGYM_JAX_CACHE"] = os.environ["GRADGYM_TEST_CACHE_DIR"]
 
 #: The suite is compile-bound (XLA CPU compiles of gradient programs through Brax). XLA's cheaper CPU code
 #: generation cuts the compile seconds of a test by 30-65% and slows the execution of the longest test
@@ -19,6 +33,18 @@ if not os.environ.get("GRADGYM_TEST_XLA_DEFAULTS"):  # read when JAX starts its 
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
+
+if _SHARED_CACHE:
+    from gradgym.cache import enable_compilation_cache  # noqa: E402
+
+    enable_compilation_cache(os.environ["GRADGYM_JAX_CACHE"])
+
+
+def pytest_unconfigure(config):
+    if _OWNS_CACHE:
+        import shutil
+
+        shutil.rmtree(os.environ["GRADGYM_TEST_CACHE_DIR"], ignore_errors=True)
 
 #: Drop compiled code once the process holds this many memory maps (each XLA CPU executable takes ~3).
 MAX_MAPS = 30_000

@@ -1,8 +1,10 @@
 """Each agent raises the evaluation return on a cheap robot within a CI budget.
 
 The inverted pendulum pays 1 per upright step (episodes capped at 100 here),
-so its reward has no useful gradient: APG is tested on the reacher, whose
-reward (-distance - control cost) is smooth in state and action.
+so its reward has no useful gradient: APG is tested on the inverted double
+pendulum, whose reward (alive bonus - tip distance and velocity penalties) is
+smooth in state and action. (On the reacher, APG with 4 envs and whole-episode
+windows learned at seed 0 only: seeds 1-3 fell by 0.3-4.8 in 30,000 steps.)
 """
 
 import tempfile
@@ -14,12 +16,15 @@ import pytest
 
 import gradgym  # noqa: F401  (registers the Gymnasium ids)
 from gradgym.agents import train
+from gradgym.envs import make
 from tests.agents.conftest import FAST, assert_same_as_plain_loop
 
 PPO_CFG = {**FAST, "total_steps": 24_576}
 ES_CFG = {**FAST, "total_steps": 32_000}
 SB3_CFG = {**FAST, "total_steps": 16_384}
-APG_CFG = {"eval_episodes": 8, "num_evals": 4, "total_steps": 30_000}
+# Robot defaults (16 envs, 32-step windows): 80 updates. Measured (2026-12-06) best/final gain over the initial
+# policy at seeds 0, 3, 4, 5: +339/+327, +195/+195, +227/+110, +211/+8.
+APG_CFG = {"eval_episodes": 8, "num_evals": 4, "total_steps": 40_960}
 
 
 def _check_gain(result, margin):
@@ -42,8 +47,13 @@ def es_run(pend):
 
 
 @pytest.fixture(scope="module")
-def apg_run(reacher):
-    return train("apg", reacher, APG_CFG, seed=0, progress=False)
+def double_pend():
+    return make("inverted_double_pendulum", episode_length=100)
+
+
+@pytest.fixture(scope="module")
+def apg_run(double_pend):
+    return train("apg", double_pend, APG_CFG, seed=0, progress=False)
 
 
 def test_ppo_learns_pendulum(ppo_run):
@@ -84,9 +94,9 @@ def test_sb3_learns_pendulum(pend, tmp_path, monkeypatch):
     assert result.policy(obs).shape == (3, 1)
 
 
-def test_apg_learns_reacher(apg_run):
+def test_apg_learns_double_pendulum(apg_run):
     result = apg_run
-    _check_gain(result, 1.0)
+    _check_gain(result, 100.0)
     assert result.metrics["grad_norm_mean"] > 0 and np.isfinite(result.metrics["grad_norm_max"])
 
 
@@ -100,17 +110,9 @@ def test_es_strategies_run(pend, strategy):
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(result.params))
 
 
-@pytest.mark.parametrize("run,env", [("ppo_run", "pend"), ("es_run", "pend")])
+@pytest.mark.parametrize("run,env", [("ppo_run", "pend"), ("es_run", "pend"), ("apg_run", "double_pend")])
 def test_fused_loop_equals_plain_loop(run, env, request):
     """The trainer runs each evaluation interval as one compiled loop; calling ``iterate`` once per update from
-    Python gives the same parameters, per-update metrics and curve, bit for bit."""
+    Python gives the same parameters, per-update metrics and curve, bit for bit (APG: 80 updates of 32-step
+    gradients through the double pendulum)."""
     assert_same_as_plain_loop(request.getfixturevalue(run), request.getfixturevalue(env))
-
-
-def test_apg_fused_loop_equals_plain_loop_to_rounding(apg_run, reacher):
-    """APG's 50-step reacher gradient: bit for bit over the first 22 updates; measured (2026-12-06, spring
-    grad_path "fast"): the first difference is update 23's gradient norm, in its last bits (XLA rounds the
-    program differently inside the loop), and 150 updates of chaotic reacher rollouts amplify it to 3.1e-3 in
-    the parameters and 0.7% in the evaluation returns (first evaluation after 37 updates: 1.6e-7 relative).
-    On Brax's own step (grad_path "brax") the first difference was at update 54."""
-    assert_same_as_plain_loop(apg_run, reacher, exact_updates=22)

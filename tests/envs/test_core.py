@@ -19,6 +19,9 @@ from brax import envs as brax_envs
 
 import gradgym.envs as ge
 from gradgym.envs import BACKENDS, ROBOTS, BraxEnv, NoiseConfig
+from gradgym.envs.compiled import compiled
+from gradgym.envs.gym_env import Single
+from gradgym.jax_utils import strong_types
 
 # Every robot on its default backend, plus every backend on one cheap robot.
 DYNAMICS_CASES = [(name, spec.default_backend) for name, spec in ROBOTS.items()] + [
@@ -33,40 +36,40 @@ def _random_actions(env: BraxEnv, key: jax.Array, n: int) -> jax.Array:
 
 @pytest.mark.parametrize("robot,backend", DYNAMICS_CASES)
 def test_same_dynamics_as_raw_brax(robot, backend):
-    """Our step without noise is the raw Brax step: same q, qd, obs, reward, done."""
+    """Our step without noise is the raw Brax step: same q, qd, obs, reward, done.
+
+    Ours is the Gymnasium shell's compiled reset and step (``compiled(env, Single)``), the programs the checker
+    tests in test_gym_env.py run too, so a robot's step compiles once for both (in one process, or through the
+    suite's shared compilation cache); Brax's step is jitted on its own.
+    """
     env = ge.make(robot, backend)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         raw = brax_envs.get_environment(robot, backend=backend)
     n = 12
-
-    @jax.jit
-    def paired(key):
-        state = env.reset(key)
-        actions = _random_actions(env, jax.random.fold_in(key, 1), n)
-
-        def body(carry, a):
-            ours, theirs = carry
-            ours, theirs = env.step(ours, a), raw.step(theirs, a)
-            out = {
-                "ours": (ours.inner.pipeline_state.q, ours.inner.pipeline_state.qd, ours.obs, ours.reward),
-                "raw": (theirs.pipeline_state.q, theirs.pipeline_state.qd, theirs.obs, theirs.reward),
-                "flags": (ours.terminated, theirs.done, ours.diverged, ours.truncated),
-            }
-            return (ours, theirs), out
-
-        _, out = jax.lax.scan(body, (state, state.inner), actions)
-        return state.inner.pipeline_state.q, out
-
-    q0, out = paired(jax.random.PRNGKey(3))
+    fns = compiled(env, Single)
+    raw_step = jax.jit(lambda s, a: strong_types(raw.step(s, a)))
+    state, _ = fns.reset(np.uint32(3))
+    theirs, q0 = state.inner, np.asarray(state.inner.pipeline_state.q)
+    low, high = env.action_bounds
+    actions = np.random.default_rng(3).uniform(low, high, (n, env.action_size)).astype(np.float32)
+    rows: dict[str, list] = {k: [] for k in ("ours", "raw", "flags")}
+    for a in actions:
+        state, _ = fns.step(state, a)
+        theirs = raw_step(theirs, a)
+        rows["ours"].append((state.inner.pipeline_state.q, state.inner.pipeline_state.qd, state.obs, state.reward))
+        rows["raw"].append((theirs.pipeline_state.q, theirs.pipeline_state.qd, theirs.obs, theirs.reward))
+        rows["flags"].append((state.terminated, theirs.done, state.diverged, state.truncated))
+    out = {k: [np.stack([np.asarray(r[i]) for r in v]) for i in range(4)] for k, v in rows.items()}
+    assert raw_step._cache_size() == 1  # Brax's state went through its step without a retrace
     for name, ours, theirs in zip(("q", "qd", "obs", "reward"), out["ours"], out["raw"], strict=True):
-        np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-6, atol=1e-6, err_msg=name)
-    terminated, raw_done, diverged, truncated = (np.asarray(x) for x in out["flags"])
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-6, err_msg=name)
+    terminated, raw_done, diverged, truncated = out["flags"]
     np.testing.assert_array_equal(terminated, raw_done > 0)
     assert not diverged.any() and not truncated.any()
     # The test is not vacuous: the robot moved and produced finite numbers.
-    q = np.asarray(out["ours"][0])
-    assert np.all(np.isfinite(q)) and np.abs(q[-1] - np.asarray(q0)).max() > 1e-3
+    q = out["ours"][0]
+    assert np.all(np.isfinite(q)) and np.abs(q[-1] - q0).max() > 1e-3
 
 
 @functools.cache

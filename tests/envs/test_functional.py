@@ -59,11 +59,31 @@ def _check_directional(value_and_grad, x, key, n_dirs: int = 2, rtol: float = 1e
         np.testing.assert_allclose(float(analytic), float(fd), rtol=rtol)
 
 
+@functools.cache
+def _open_loop_value_and_grad(env):
+    """One program for the open-loop checks: value and gradient in the actions and the mass together."""
+    init_key = jax.random.PRNGKey(6)
+
+    def loss(x):
+        physics = PhysicsParams(friction=jnp.ones((), jnp.float64), mass=x["mass"])
+        return _objective(*open_loop_rollout(env, x["actions"], init_key, physics=physics))
+
+    return jax.jit(jax.value_and_grad(loss))
+
+
+def _open_loop_x(env):
+    actions = 0.3 * jax.random.normal(jax.random.PRNGKey(7), (HORIZON, env.action_size), jnp.float64)
+    return {"actions": actions, "mass": jnp.ones((), jnp.float64)}
+
+
 def test_grad_open_loop_actions_matches_finite_differences(pendulum):
-    init = pendulum.reset(jax.random.PRNGKey(0))
-    actions = 0.3 * jax.random.normal(jax.random.PRNGKey(1), (HORIZON, pendulum.action_size), jnp.float64)
-    f = jax.jit(jax.value_and_grad(lambda a: _objective(*open_loop_rollout(pendulum, a, init.key, init_state=init))))
-    _check_directional(f, actions, jax.random.PRNGKey(2))
+    f, x = _open_loop_value_and_grad(pendulum), _open_loop_x(pendulum)
+
+    def actions_only(a):
+        value, g = f({**x, "actions": a})
+        return value, g["actions"]
+
+    _check_directional(actions_only, x["actions"], jax.random.PRNGKey(2))
 
 
 def linear_policy(params, obs, key):
@@ -93,14 +113,13 @@ def test_grad_policy_params_matches_finite_differences(pendulum):
 
 
 def test_grad_mass_matches_finite_differences(pendulum):
-    init_key = jax.random.PRNGKey(6)
-    actions = 0.3 * jax.random.normal(jax.random.PRNGKey(7), (HORIZON, pendulum.action_size), jnp.float64)
+    f, x = _open_loop_value_and_grad(pendulum), _open_loop_x(pendulum)
 
-    def loss(mass):
-        physics = PhysicsParams(friction=jnp.ones((), jnp.float64), mass=mass)
-        return _objective(*open_loop_rollout(pendulum, actions, init_key, physics=physics))
+    def mass_only(mass):
+        value, g = f({**x, "mass": mass})
+        return value, g["mass"]
 
-    _check_directional(jax.jit(jax.value_and_grad(loss)), jnp.ones((), jnp.float64), jax.random.PRNGKey(8))
+    _check_directional(mass_only, x["mass"], jax.random.PRNGKey(8))
 
 
 @pytest.mark.slow

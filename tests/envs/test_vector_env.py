@@ -147,11 +147,14 @@ def test_options_pass_through_make_vec():
 
 def test_no_recompilation_across_steps_resets_and_instances():
     envs = make_vec(max_episode_steps=2)
+    fns = envs.unwrapped._fns
+    # The kernels are shared per core env within the process: a test run earlier on this worker may have compiled
+    # them for another batch size already, so count what this batch size adds.
+    before = (fns.reset._cache_size(), fns.step._cache_size())
     envs.reset(seed=0)
     run(envs, 5)
-    fns = envs.unwrapped._fns
     sizes = (fns.reset._cache_size(), fns.step._cache_size())
-    assert sizes == (1, 1)
+    assert all(0 <= s - b <= 1 for s, b in zip(sizes, before, strict=True)), (before, sizes)
     other = make_vec(max_episode_steps=7)  # another limit is a runtime argument, not a new program
     assert other.unwrapped._fns is fns
     other.reset(seed=[1, 2, 3, 4])

@@ -41,14 +41,10 @@ from gradgym.agents.apg import Apg, ApgConfig
 from gradgym.agents.base import policy_net
 from gradgym.agents.losses import apg_loss
 from gradgym.envs import make
+from gradgym.envs.physics import cast_sys
 from gradgym.fileio import atomic_write
+from gradgym.jax_utils import float_dtype
 from gradgym.nets import gaussian_params
-
-
-def _cast(tree, dtype):
-    """Floating leaves as ``dtype`` (numpy in, JAX arrays out), the others unchanged."""
-    return jax.tree.map(lambda x: jnp.asarray(x, dtype) if np.issubdtype(np.asarray(x).dtype, np.floating)
-                        else jnp.asarray(x), tree)
 
 
 def _numpy(tree):
@@ -72,7 +68,7 @@ def initial_states(robot: str, params, stats, num_envs: int, seed: int, warmup: 
         states = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(seed + 1), num_envs))
         if warmup:
             loss = _loss(env, num_envs, warmup)
-            _, (states, _) = jax.jit(loss)(_cast(params, jnp.float64), _cast(stats, jnp.float64), states,
+            _, (states, _) = jax.jit(loss)(cast_sys(params, jnp.float64), cast_sys(stats, jnp.float64), states,
                                            jax.random.PRNGKey(seed + 3))
         return _numpy(states)
 
@@ -96,8 +92,8 @@ def per_env_gradients(robot: str, window: int, dtype: str, params, stats, states
     (float32 with JAX's 64-bit mode off, float64 with it on)."""
     with jax.enable_x64(dtype == "float64"):
         env = make(robot, dtype=dtype)
-        fdt = jnp.float64 if dtype == "float64" else jnp.float32
-        params, stats, states = _cast(params, fdt), _cast(stats, fdt), _cast(states, fdt)
+        fdt = float_dtype(dtype)
+        params, stats, states = cast_sys(params, fdt), cast_sys(stats, fdt), cast_sys(states, fdt)
         keys = jax.random.split(jax.random.PRNGKey(seed + 2), states.obs.shape[0])
         loss = _loss(env, 1, window)
 

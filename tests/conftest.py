@@ -10,16 +10,12 @@ os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
 #: ``compare``'s workers, the example scripts) then compile a program once between them instead of once each.
 #: Nothing outside the run is read or written. ``GRADGYM_TEST_SHARED_CACHE=0`` turns it off.
 _SHARED_CACHE = os.environ.get("GRADGYM_TEST_SHARED_CACHE", "1") != "0"
-_OWNS_CACHE = False
-if not _SHARED_CACHE:
-    os.environ["GRADGYM_JAX_CACHE"] = "off"
-elif "PYTEST_XDIST_WORKER" not in os.environ and not os.environ.get("GRADGYM_TEST_CACHE_DIR"):
+_OWNS_CACHE = _SHARED_CACHE and not os.environ.get("GRADGYM_TEST_CACHE_DIR")  # the controller; workers inherit it
+if _OWNS_CACHE:
     import tempfile
 
     os.environ["GRADGYM_TEST_CACHE_DIR"] = tempfile.mkdtemp(prefix="gradgym-test-jax-cache-")
-    _OWNS_CACHE = True
-if _SHARED_CACHE:
-    os.environ["GRADGYM_JAX_CACHE"] = os.environ["GRADGYM_TEST_CACHE_DIR"]
+os.environ["GRADGYM_JAX_CACHE"] = os.environ["GRADGYM_TEST_CACHE_DIR"] if _SHARED_CACHE else "off"
 
 #: The suite is compile-bound (XLA CPU compiles of gradient programs through Brax). XLA's cheaper CPU code
 #: generation cuts the compile seconds of a test by 30-65% and slows the execution of the longest test

@@ -43,7 +43,7 @@ def _agent_list(text: str) -> list[str]:
     return names
 
 
-HORIZON_HELP = ("window of the gradient agents (apg, shac) in env steps, or 'auto' (shac): the truncation "
+HORIZON_HELP = ("window of the gradient agents (apg, hybrid, shac) in env steps, or 'auto' (shac): the truncation "
                 "horizon `gradgym diagnose` recommends for the initial policy")
 
 
@@ -139,7 +139,7 @@ def run_compare(args: argparse.Namespace) -> int:
     agents = _agent_list(args.agents)
     out = args.out or f"runs/compare-{args.env}-{time.strftime('%Y%m%d-%H%M%S')}"
     overrides = _overrides(args.config)
-    for a in ("apg", "shac"):
+    for a in ("apg", "hybrid", "shac"):
         if args.horizon is not None and a in agents and (a == "shac" or args.horizon != "auto"):
             overrides[a] = {**overrides.get(a, {}), "horizon": args.horizon}
     per_agent = {a: {"num_evals": args.evals, **overrides.get(a, {})} for a in agents}

@@ -85,6 +85,13 @@ def _shac() -> AgentSpec:
 
 
 @functools.cache
+def _hybrid() -> AgentSpec:
+    from gradgym.agents import hybrid
+
+    return AgentSpec(hybrid.HybridConfig, hybrid.ROBOT_DEFAULTS, agent_class=hybrid.Hybrid)
+
+
+@functools.cache
 def _ppo() -> AgentSpec:
     from gradgym.agents import ppo
 
@@ -111,6 +118,8 @@ AGENTS: dict[str, AgentInfo] = {
         AgentInfo("apg", "analytic policy gradient: truncated backprop through the simulator (JAX, optax)", _apg),
         AgentInfo("shac", "short-horizon actor-critic: backprop through a short window + a learned critic (JAX)",
                   _shac),
+        AgentInfo("hybrid", "analytic + likelihood-ratio window gradients, alpha-order weighted with a bias check "
+                  "(JAX)", _hybrid),
         AgentInfo("ppo", "proximal policy optimisation in JAX on the batched core (GAE, clipped surrogate)", _ppo),
         AgentInfo("es", "evolution strategies via evosax (OpenAI-ES default; PGPE, SNES, CMA-ES, PES, ...)", _es),
         AgentInfo("sb3", "any Stable-Baselines3 algorithm (PPO default) on the SB3 VecEnv shell", _sb3),

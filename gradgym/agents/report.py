@@ -147,7 +147,7 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
            "skipped_updates": float(m("skipped_updates").sum()),
            "final": stats.estimate(final), "auc": stats.estimate(areas),
            "gain": stats.learned(m("initial_return"), final)}
-    for k in ("grad_norm_mean", "grad_norm_median", "grad_norm_max"):
+    for k in ("grad_norm_mean", "grad_norm_median", "grad_norm_max", "alpha_mean", "alpha_median"):
         v = m(k)
         if np.isfinite(v).any():
             agg[k] = float(np.nanmean(v) if k != "grad_norm_max" else np.nanmax(v))
@@ -172,7 +172,7 @@ def write_results(results: dict[str, Any], out: Path) -> None:
     atomic_write(out / "report.md", render_markdown(results).encode())
 
 
-GRADIENT_AGENTS = ("apg", "shac")  # agents whose gradient is the simulator's own (norms reported)
+GRADIENT_AGENTS = ("apg", "hybrid", "shac")  # agents whose gradient is (in part) the simulator's own (norms reported)
 
 
 def mean_curve(runs: list[dict[str, Any]], x: str) -> tuple[np.ndarray, np.ndarray]:
@@ -240,6 +240,9 @@ def verdict(results: dict[str, Any]) -> str:
         if n in GRADIENT_AGENTS and "grad_norm_median" in a:
             why.append(f"{n}'s gradient norm (before clipping) median {a['grad_norm_median']:.3g}, "
                        f"max {a['grad_norm_max']:.3g}, {a['skipped_updates']:.0f} skipped updates")
+        if "alpha_mean" in a:
+            why.append(f"{n} weighted the analytic gradient by {a['alpha_mean']:.2f} on average (median "
+                       f"{a['alpha_median']:.2f}; 1 = all analytic, 0 = all likelihood-ratio)")
     if why:
         text += f" Evidence: {'; '.join(why)}."
     return text
@@ -281,7 +284,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         "Area under curve: the average evaluation return over training (trapezoids over env steps).",
         "Learned: the interval of the per-seed gain (final - initial return) lies above 0.",
         "Wall-clock: training time including JIT compilation, excluding evaluation. Gradient norms are",
-        "global norms before clipping (apg, shac). Skipped updates: non-finite gradients, skipped, never applied.",
+        "global norms before clipping (apg, hybrid, shac). Skipped updates: non-finite gradients, skipped, never",
+        "applied. The hybrid's weight of the analytic gradient (alpha, per update) is in the verdict's evidence.",
         "",
         "![return vs env steps](curves_steps.png)",
         "![return vs wall-clock](curves_wall.png)",

@@ -101,4 +101,7 @@ def summarize(history: dict[str, list[float]], curve: Curve, skipped: int) -> di
     if g.size:
         out.update(grad_norm_mean=float(g.mean()), grad_norm_median=float(np.median(g)),
                    grad_norm_max=float(g.max()), grad_norm_min=float(g.min()))
+    a = np.asarray(history.get("alpha", []), np.float64)
+    if a.size:  # the hybrid's weight of the analytic gradient, per update
+        out.update(alpha_mean=float(a.mean()), alpha_median=float(np.median(a)))
     return out

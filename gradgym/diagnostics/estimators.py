@@ -19,6 +19,9 @@ independently of the sample count.
   (independent of ``eps``, so the estimate stays unbiased).
 - :func:`combine`: inverse-variance weighting of two estimates (Parmas et al.
   2018; Metz et al. 2019).
+- :func:`alpha_order`: the alpha-order mix of paired first- and zeroth-order
+  samples with a bias check (Suh et al. 2022, arXiv 2202.00817), as the
+  ``hybrid`` agent uses it on every update.
 """
 
 from __future__ import annotations
@@ -136,6 +139,80 @@ def combine(a: GradEstimate, b: GradEstimate, per_coordinate: bool = False) -> G
     mean = w * ma + (1.0 - w) * mb
     var = w**2 * va + (1.0 - w) ** 2 * vb
     return GradEstimate(unravel(mean), unravel(var), min(a.num_samples, b.num_samples))
+
+
+class AlphaOrder(NamedTuple):
+    """The alpha-order mix of one batch of paired samples (:func:`alpha_order`).
+
+    Attributes:
+        grad: ``alpha * mean_fo + (1 - alpha) * mean_zo``, flat ``[D]``.
+        alpha: the weight given to the first-order mean, after the bias check.
+        alpha_ivw: the minimum-variance weight before the bias check.
+        var_fo: variance (trace of the covariance) of the first-order mean.
+        var_zo: variance of the zeroth-order mean.
+        gap: ``||mean_fo - mean_zo||``.
+    """
+
+    grad: jax.Array
+    alpha: jax.Array
+    alpha_ivw: jax.Array
+    var_fo: jax.Array
+    var_zo: jax.Array
+    gap: jax.Array
+
+
+def alpha_order(fo: jax.Array, zo: jax.Array, bias_check: float | None = 2.0, alpha: float | None = None) -> AlphaOrder:
+    """Mixes paired first-order (pathwise) and zeroth-order (likelihood-ratio/ES) samples of one gradient.
+
+    ``fo`` and ``zo`` are ``[N, D]``: sample ``i`` of each comes from the same
+    rollout, so the two may be correlated. The minimum-variance weight of
+    ``alpha * mean_fo + (1 - alpha) * mean_zo`` is
+
+        alpha_ivw = clip((v_zo - c) / (v_zo + v_fo - 2 c), 0, 1),
+
+    with ``v`` the variances of the two means (traces of the sample covariances
+    over ``N``) and ``c`` their covariance; with independent samples (``c = 0``)
+    this is the inverse-variance weight ``v_zo / (v_fo + v_zo)``. The bias check
+    (Suh et al. 2022, Sec. 4: alpha ``||mean_fo - mean_zo|| <= gamma - eps``,
+    with ``gamma - eps`` set to ``bias_check`` standard errors of the unbiased
+    zeroth-order mean) then caps the weight so that the mix moves no further
+    from ``mean_zo`` than ``bias_check * sqrt(v_zo)``:
+
+        alpha = min(alpha_ivw, bias_check * sqrt(v_zo) / ||mean_fo - mean_zo||).
+
+    A first-order gradient that is biased by more than the zeroth-order noise
+    can explain (a discontinuity, a stiff contact, truncation) thus falls back
+    toward the zeroth-order mean. If any first-order sample is not finite, alpha
+    is 0 and only the zeroth-order mean is used.
+
+    Args:
+        fo: first-order samples ``[N, D]``, ``N >= 2``.
+        zo: zeroth-order samples ``[N, D]``, unbiased for the same gradient.
+        bias_check: the cap in standard errors of the zeroth-order mean; ``None`` = no cap.
+        alpha: a fixed weight in [0, 1] instead of the adaptive one (the check is then skipped; a
+            non-finite first-order sample still gives alpha = 0).
+    """
+    if fo.ndim != 2 or fo.shape != zo.shape or fo.shape[0] < 2:
+        raise ValueError(f"fo and zo must both be [N, D] with N >= 2, got {fo.shape} and {zo.shape}.")
+    n = fo.shape[0]
+    finite = jnp.all(jnp.isfinite(fo))
+    fo = jnp.where(finite, fo, 0.0)
+    m_fo, m_zo = jnp.mean(fo, 0), jnp.mean(zo, 0)
+    d_fo, d_zo = fo - m_fo, zo - m_zo
+    v_fo = jnp.sum(d_fo**2) / ((n - 1) * n)
+    v_zo = jnp.sum(d_zo**2) / ((n - 1) * n)
+    cov = jnp.sum(d_fo * d_zo) / ((n - 1) * n)
+    tiny = jnp.finfo(m_fo.dtype).tiny
+    a_ivw = jnp.clip((v_zo - cov) / jnp.maximum(v_zo + v_fo - 2.0 * cov, tiny), 0.0, 1.0)
+    gap = jnp.sqrt(jnp.sum((m_fo - m_zo) ** 2))
+    if alpha is not None:
+        a = jnp.asarray(alpha, m_fo.dtype)
+    elif bias_check is None:
+        a = a_ivw
+    else:
+        a = jnp.minimum(a_ivw, bias_check * jnp.sqrt(v_zo) / jnp.maximum(gap, tiny))
+    a = jnp.where(finite, a, 0.0)
+    return AlphaOrder(a * m_fo + (1.0 - a) * m_zo, a, jnp.where(finite, a_ivw, 0.0), v_fo, v_zo, gap)
 
 
 def estimate_all(

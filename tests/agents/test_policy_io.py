@@ -28,7 +28,8 @@ SB3_CFG = {"eval_episodes": 2, "num_evals": 2, "total_steps": 2048, "hidden": (1
 SEED = 1  # not 0: the default evaluation must take the run's seed from the checkpoint
 # The other agents' checkpoints, on 50-step pendulum episodes (a new agent gets the generic settings).
 TINY = {"eval_episodes": 2, "hidden": (8,)}
-TINY_AGENT = {"es": {"population_size": 8}, "apg": {"num_envs": 2, "horizon": 8}, "shac": {"num_envs": 2, "horizon": 8}}
+TINY_AGENT = {"es": {"population_size": 8}, "apg": {"num_envs": 2, "horizon": 8}, "shac": {"num_envs": 2, "horizon": 8},
+              "hybrid": {"num_envs": 2, "horizon": 8}}
 
 
 @pytest.fixture(scope="module")

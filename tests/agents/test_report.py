@@ -90,3 +90,12 @@ def test_verdict_calls_overlapping_intervals_a_tie():
     text = verdict(_results({"apg": a, "ppo": b}, 3))
     assert "per env step **apg and ppo** tie (intervals overlap: apg 30.0 [10.0, 50.0]; ppo 25.0 [20.0, 30.0])" in text
     assert "won" not in text.split("per wall-clock")[0]
+
+
+def test_verdict_reports_the_hybrids_weight():
+    """The hybrid's mean weight of the analytic gradient (over updates, then seeds) is part of the evidence."""
+    g = {"grad_norm_mean": 1.0, "grad_norm_median": 1.0, "grad_norm_max": 4.0}
+    hybrid = [_run([0, 100], [0.0, 10.0], [0.0, 30.0], alpha_mean=a, alpha_median=a + 0.1, **g) for a in (0.2, 0.4, 0.6)]
+    text = verdict(_results({"hybrid": hybrid, "ppo": [_run([0, 100], [0.0, 10.0], [0.0, 20.0])] * 3}, 3))
+    assert "hybrid's gradient norm (before clipping) median 1, max 4, 0 skipped updates" in text
+    assert "hybrid weighted the analytic gradient by 0.40 on average (median 0.50;" in text

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+from contextlib import nullcontext
 from typing import Any
 
 import jax
@@ -227,6 +228,15 @@ class BraxEnv:
     # -- public API ---------------------------------------------------------
     def reset(self, key: jax.Array, physics: PhysicsParams | None = None) -> State:
         """Samples an initial state (and, unless given, the episode's physics)."""
+        with self._precision():
+            return self._reset(key, physics)
+
+    def _precision(self):
+        """A float32 env computes in float32 even with 64-bit JAX on (Brax would otherwise promote parts of its
+        state to float64, and a scan over steps would see its carry change dtype)."""
+        return jax.enable_x64(False) if self.dtype == "float32" and jax.config.jax_enable_x64 else nullcontext()
+
+    def _reset(self, key: jax.Array, physics: PhysicsParams | None) -> State:
         k_reset, k_phys, k_extra, k_obs, k_ep = jax.random.split(key, 5)
         physics = self._sample_physics(k_phys) if physics is None else physics
 
@@ -252,6 +262,10 @@ class BraxEnv:
         reaches the caller (the next step of a diverged state is undefined;
         reset it, as autoreset does).
         """
+        with self._precision():
+            return self._step(state, action)
+
+    def _step(self, state: State, action: jax.Array) -> State:
         key, k_act, k_obs = jax.random.split(state.key, 3)
         if self.noise.action_noise > 0.0:
             action = action + self.noise.action_noise * jax.random.normal(k_act, action.shape, action.dtype)
@@ -311,7 +325,8 @@ class BraxEnv:
     def with_state_vector(self, state: State, vec: jax.Array) -> State:
         """``state`` with its physics rebuilt from a (q, qd) vector."""
         nq = self._sys.q_size()
-        inner = self._call_with_physics(state.physics, self._inner_from_qqd, vec[:nq], vec[nq:], state.inner)
+        with self._precision():
+            inner = self._call_with_physics(state.physics, self._inner_from_qqd, vec[:nq], vec[nq:], state.inner)
         return state.replace(inner=inner, obs=inner.obs)
 
 

@@ -341,3 +341,35 @@ def test_float32_env_made_in_64bit_mode_stays_float32():
     assert a.obs.dtype == jnp.float32
     np.testing.assert_array_equal(a.obs, b.obs)
     np.testing.assert_array_equal(a.reward, b.reward)
+
+
+def test_float32_env_under_64bit_jax_computes_in_float32():
+    """A float32 env used with 64-bit JAX on: Brax would promote parts of its state to float64 (a scan over
+    steps then failed: its carry changed dtype). It computes in float32 instead, bit for bit as with 64-bit off."""
+    env = ge.make("inverted_pendulum", episode_length=7)
+    action = jnp.full((env.action_size,), 0.3, jnp.float32)
+
+    def run(key):
+        state = env.reset(key)
+        out, rewards = jax.lax.scan(lambda s, _: (env.step(s, action), env.step(s, action).reward), state, None, 3)
+        return env.with_state_vector(out, env.state_vector(out)), rewards
+
+    plain = jax.jit(run)(jax.random.PRNGKey(0))
+    with jax.enable_x64(True):
+        wide = jax.jit(run)(jax.random.PRNGKey(0))
+    floats = [x.dtype for x in jax.tree.leaves(wide) if jnp.issubdtype(x.dtype, jnp.floating)]
+    assert floats and set(floats) == {jnp.dtype(jnp.float32)}
+    for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(wide), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+    def obs_sum(a):  # differentiable through three steps
+        state = env.reset(jax.random.PRNGKey(1))
+        for _ in range(3):
+            state = env.step(state, a)
+        return jnp.sum(state.obs)
+
+    g_plain = jax.jit(jax.grad(obs_sum))(action)
+    with jax.enable_x64(True):
+        g_wide = jax.jit(jax.grad(obs_sum))(action)
+    assert g_wide.dtype == jnp.float32 and np.any(np.asarray(g_plain) != 0)
+    np.testing.assert_array_equal(np.asarray(g_plain), np.asarray(g_wide))

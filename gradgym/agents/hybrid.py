@@ -33,14 +33,14 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from gradgym.agents.apg import ROBOT_DEFAULTS as APG_DEFAULTS
-from gradgym.agents.apg import ApgConfig
+from gradgym.agents.apg import Apg, ApgConfig
 from gradgym.agents.base import GradientState as HybridState
-from gradgym.agents.base import apply_finite_update, init_train_state, make_optimizer, observe, policy_net
+from gradgym.agents.base import apply_finite_update, observe, policy_net
 from gradgym.agents.config import check_float
-from gradgym.agents.normalize import RunningStats, normalize
+from gradgym.agents.normalize import normalize
 from gradgym.diagnostics.estimators import alpha_order
 from gradgym.envs.core import BraxEnv
-from gradgym.jax_utils import stop_gradient_where, strong_types
+from gradgym.jax_utils import stop_gradient_where
 from gradgym.nets import sample_tanh_gaussian, tanh_gaussian_log_prob
 
 
@@ -93,28 +93,16 @@ def leave_one_out(x: jax.Array) -> jax.Array:
     return (jnp.sum(x, 0, keepdims=True) - x) / (n - 1)
 
 
-class Hybrid:
-    """The hybrid agent on one env and config; :meth:`iterate` is one jitted update."""
+class Hybrid(Apg):
+    """The hybrid agent on one env and config: APG's setup and window, another update; :meth:`iterate` is one
+    jitted update."""
 
     name = "hybrid"
 
     def __init__(self, env: BraxEnv, config: HybridConfig):
-        if env.dtype != config.dtype:
-            raise ValueError(
-                f"hybrid config dtype {config.dtype!r} differs from the env's dtype {env.dtype!r}; "
-                "make the env with the same dtype."
-            )
-        self.env = env
-        self.config = config
-        self.steps_per_iter = config.num_envs * config.horizon
-        self.optimizer = make_optimizer(config.learning_rate, config.max_grad_norm)
-        self._module, self._policy_fn = policy_net(env.action_size, config.hidden, config.activation)
-        self.init = jax.jit(lambda key: strong_types(init_train_state(env, config, self.optimizer, key)))
-        self.iterate = jax.jit(lambda ts: strong_types(self._iterate(ts)))
+        super().__init__(env, config)
+        self._module = policy_net(env.action_size, config.hidden, config.activation)[0]
         self.estimates = jax.jit(self._estimates)
-
-    def policy_params(self, ts: HybridState) -> tuple[Any, RunningStats]:
-        return ts.params, ts.stats
 
     def _env_window(self, params, stats, state, keys):
         """One robot's window: ``(-mean reward, (final state, rewards, done, obs_n, u, obs))``.

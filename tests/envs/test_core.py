@@ -349,9 +349,12 @@ def test_float32_env_under_64bit_jax_computes_in_float32():
     env = ge.make("inverted_pendulum", episode_length=7)
     action = jnp.full((env.action_size,), 0.3, jnp.float32)
 
+    def one(state, _):
+        nxt = env.step(state, action)
+        return nxt, nxt.reward
+
     def run(key):
-        state = env.reset(key)
-        out, rewards = jax.lax.scan(lambda s, _: (env.step(s, action), env.step(s, action).reward), state, None, 3)
+        out, rewards = jax.lax.scan(one, env.reset(key), None, 3)
         return env.with_state_vector(out, env.state_vector(out)), rewards
 
     plain = jax.jit(run)(jax.random.PRNGKey(0))

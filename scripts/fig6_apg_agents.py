@@ -5,7 +5,7 @@ episodes, the agent's Ant defaults otherwise) with a ``--window``-step window
 (160 by default) truncated every t steps: t in {1, 4, 10, 32, 160}, 160 being
 full backprop through the window. Each run trains ``--budget`` env steps; its
 learning curve (the trainer's deterministic evaluations) goes to
-``<out>/apg-ant-t<t>.json`` and its checkpoints to ``<out>/ckpt-t<t>/`` (a killed
+``<out>/runs/apg-ant-t<t>.json`` and its checkpoints to ``<out>/runs/ckpt-t<t>/`` (a killed
 sweep resumes where it stopped). The final policy is then rolled out
 deterministically on the run's own evaluation episodes and the distance its
 torso moved along x is measured (the paper's "learns a gait" vs "a lunge").
@@ -72,8 +72,8 @@ def distances(policy: LoadedPolicy, keys: jax.Array) -> np.ndarray:
 
 def run_one(t: int, args: argparse.Namespace) -> dict:
     """Trains (or resumes, or reuses) the run of truncation ``t``; its curve, summary metrics and distances."""
-    out_json = args.out / f"apg-{ROBOT}-t{t}.json"
-    ckpt = args.out / f"ckpt-t{t}"
+    out_json = args.out / "runs" / f"apg-{ROBOT}-t{t}.json"
+    ckpt = args.out / "runs" / f"ckpt-t{t}"
     if out_json.exists():
         summary = json.loads(out_json.read_text())
     else:
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episode-length", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("runs") / "fig6_agents")
-    p.add_argument("--quick", action="store_true", help="smoke test: 8-step window, 2 envs, 64 env steps")
+    p.add_argument("--quick", action="store_true", help="smoke test: one t, 8-step window, 2 envs, 64 env steps")
     p.add_argument("--quiet", action="store_true", help="no training progress lines")
     p.add_argument("--table", type=Path, default=None, help="print the table of a stored fig6_agents.json and exit")
     args = p.parse_args(argv)
@@ -150,16 +150,17 @@ def main(argv: list[str] | None = None) -> int:
         print(table(json.loads(args.table.read_text())))
         return 0
     if args.quick:
-        args.budget, args.truncations, args.window, args.envs, args.evals, args.episode_length = 64, "1,8", 8, 2, 1, 16
+        args.budget, args.truncations, args.window, args.envs, args.evals, args.episode_length = 64, "4", 8, 2, 1, 16
     ts = comma_list(args.truncations, int, "--truncations")
     bad = [t for t in ts if t < 1 or args.window % t]
     if bad:
         raise SystemExit(f"--truncations {bad} must be positive divisors of --window {args.window}")
-    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "runs").mkdir(parents=True, exist_ok=True)
     runs = sorted((run_one(t, args) for t in ts), key=lambda r: r["truncation"])
     res = {"robot": ROBOT, "window": args.window, "num_envs": args.envs, "learning_rate": args.lr,
            "budget": args.budget, "episode_length": args.episode_length, "seed": args.seed,
-           "date": datetime.date.today().isoformat(), "backend": jax.default_backend(), "runs": runs}
+           "date": datetime.date.today().isoformat(), "backend": jax.default_backend(), "quick": args.quick,
+           "runs": runs}
     atomic_write(args.out / "fig6_agents.json", json.dumps(res, indent=1).encode())
     plot(res, args.out / "fig6_agents.png")
     print(table(res))

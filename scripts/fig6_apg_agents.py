@@ -44,8 +44,9 @@ from gradgym.fileio import atomic_write
 ROBOT = "ant"
 
 
-def distances(policy: LoadedPolicy, keys: jax.Array) -> np.ndarray:
-    """Distance along x the torso moved in each episode (one per key) under the deterministic policy.
+def walk(policy: LoadedPolicy, keys: jax.Array) -> dict[str, np.ndarray]:
+    """Per episode (one per key), under the deterministic policy: the distance along x the torso moved,
+    the return and the length, all from the same rollout.
 
     The rollout is the evaluator's (same reset key split, same episode limit);
     the state is frozen once the episode ends (the ant fell over), so a fall
@@ -61,13 +62,15 @@ def distances(policy: LoadedPolicy, keys: jax.Array) -> np.ndarray:
         def body(carry, _):
             state, alive = carry
             nxt = env.step(state, policy_fn(policy.params, normalize(policy.stats, state.obs), None))
+            reward = jnp.where(alive, nxt.reward, 0.0)
             nxt = jax.tree.map(lambda a, b: jnp.where(alive, a, b), nxt, state)
-            return (nxt, alive & ~nxt.done.astype(bool)), None
+            return (nxt, alive & ~nxt.done.astype(bool)), (reward, alive)
 
-        (final, _), _ = jax.lax.scan(body, (s0, jnp.asarray(True)), None, policy.horizon)
-        return final.metrics["x_position"] - s0.metrics["x_position"]
+        (final, _), (rewards, alive) = jax.lax.scan(body, (s0, jnp.asarray(True)), None, policy.horizon)
+        return final.metrics["x_position"] - s0.metrics["x_position"], jnp.sum(rewards), jnp.sum(alive)
 
-    return np.asarray(jax.jit(jax.vmap(one))(keys), np.float64)
+    d, r, n = jax.jit(jax.vmap(one))(keys)
+    return {"distance": np.asarray(d, np.float64), "return": np.asarray(r, np.float64), "length": np.asarray(n)}
 
 
 def run_one(t: int, args: argparse.Namespace) -> dict:
@@ -86,25 +89,29 @@ def run_one(t: int, args: argparse.Namespace) -> dict:
         atomic_write(out_json, json.dumps(summary, indent=1).encode())
         plot_run(summary, out_json.with_suffix(".png"))
     policy = load_policy(ckpt)
-    d = distances(policy, eval_keys(policy.seed, policy.config.eval_episodes))
+    w = walk(policy, eval_keys(policy.seed, policy.config.eval_episodes))
+    d = w["distance"]
     m = summary["metrics"]
     return {"truncation": t, "curve": summary["curve"], "config": summary["config"],
             "initial_return": m["initial_return"], "final_return": m["final_return"],
             "best_return": m["best_return"], "grad_norm_median": m.get("grad_norm_median"),
             "grad_norm_max": m.get("grad_norm_max"), "skipped_updates": m["skipped_updates"],
             "steps_per_s": m["steps_per_s"], "distance_mean": float(d.mean()), "distance_std": float(d.std()),
-            "distances": d.tolist()}
+            "distances": d.tolist(),
+            "walk_returns": w["return"].tolist(), "walk_lengths": w["length"].tolist()}
 
 
 def table(res: dict) -> str:
     lines = ["| t | initial return | final return | best return | distance walked (m, mean ± std) | "
-             "median gradient norm | skipped updates | env steps/s |",
-             "|---:|---:|---:|---:|---|---:|---:|---:|"]
+             "return of those episodes | median / max gradient norm | skipped updates | env steps/s |",
+             "|---:|---:|---:|---:|---|---:|---|---:|---:|"]
     for r in res["runs"]:
-        g = r["grad_norm_median"]
+        g, gmax = r["grad_norm_median"], r["grad_norm_max"]
+        norms = "-" if g is None else f"{g:.3g} / {gmax:.3g}"
         lines.append(f"| {r['truncation']} | {r['initial_return']:,.0f} | {r['final_return']:,.0f} | "
                      f"{r['best_return']:,.0f} | {r['distance_mean']:+.2f} ± {r['distance_std']:.2f} | "
-                     f"{'-' if g is None else f'{g:.3g}'} | {r['skipped_updates']:.0f} | {r['steps_per_s']:,.0f} |")
+                     f"{np.mean(r['walk_returns']):,.0f} | {norms} | {r['skipped_updates']:.0f} | "
+                     f"{r['steps_per_s']:,.0f} |")
     return "\n".join(lines)
 
 

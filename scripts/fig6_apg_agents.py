@@ -48,9 +48,11 @@ def walk(policy: LoadedPolicy, keys: jax.Array) -> dict[str, np.ndarray]:
     """Per episode (one per key), under the deterministic policy: the distance along x the torso moved,
     the return and the length, all from the same rollout.
 
-    The rollout is the evaluator's (same reset key split, same episode limit);
-    the state is frozen once the episode ends (the ant fell over), so a fall
-    keeps the distance covered until then.
+    The episodes are the evaluator's (same reset key split, same episode limit),
+    but this is another compiled program, and on chaotic dynamics its rounding can
+    send an episode elsewhere: hence the return of this very rollout. The state
+    is frozen once the episode ends (the ant fell over), so a fall keeps the
+    distance covered until then.
     """
     env = policy.env
     _, policy_fn = policy_net(env.action_size, tuple(policy.config.hidden), policy.config.activation)

@@ -39,9 +39,11 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import optax
 from flax import struct
 
 from gradgym.agents.base import (
+    LINEAR_END,
     apply_finite_update,
     init_policy_params,
     make_optimizer,
@@ -59,6 +61,15 @@ from gradgym.agents.config import (
     check_int,
 )
 from gradgym.agents.critic import fit_until_plateau, init_members, min_over_members
+from gradgym.agents.horizon import (
+    HorizonControl,
+    horizon_levels,
+    init_control,
+    level_of,
+    mean_log_norm,
+    next_log2_horizon,
+    scheduled_rate,
+)
 from gradgym.agents.losses import WindowStep, critic_loss, ensemble_critic_loss, shac_actor_loss, value_of
 from gradgym.agents.normalize import RunningStats, init_stats, normalize
 from gradgym.envs.core import BraxEnv, State
@@ -122,6 +133,17 @@ class ShacConfig(CommonConfig):
             run as if every iteration ran ``critic_iterations`` epochs, so with
             fewer the critic's rate decays more slowly than the actor's.
         critic_stop_tol: relative loss improvement below which ``critic_early_stop`` stops.
+        adaptive_horizon: AHAC's adaptive window (:mod:`gradgym.agents.horizon`): the window
+            starts at ``horizon`` and doubles or halves, between ``horizon`` and
+            ``horizon_max``, to keep the actor's gradient norm (before clipping) near
+            ``horizon_grad_limit``; an iteration is always ``num_envs * horizon_max`` env
+            steps, as ``horizon_max / h`` windows of the current ``h``, each one update.
+            The learning rates then decay with the env steps spent (same schedule per env
+            step as a fixed window's). Needs ``truncation=None`` and ``critic_windows=1``.
+            The window used is logged as the metric ``horizon``.
+        horizon_max: the longest window of ``adaptive_horizon`` (``horizon`` times a power of two).
+        horizon_grad_limit: the gradient norm ``adaptive_horizon`` aims to stay under (C).
+        horizon_lr: step of the horizon's update, in log2 units per unit of ``log(C / ||grad||)``.
         max_grad_norm: global-norm clipping of actor and critic gradients.
         reward_scale: rewards are multiplied by this before learning.
         value_hidden: hidden sizes of the critic MLP.
@@ -147,6 +169,10 @@ class ShacConfig(CommonConfig):
     target_network: bool = True
     critic_early_stop: bool = False
     critic_stop_tol: float = 0.01
+    adaptive_horizon: bool = False
+    horizon_max: int = 32
+    horizon_grad_limit: float = 10.0
+    horizon_lr: float = 0.25
     max_grad_norm: float = 1.0
     reward_scale: float = 1.0
     value_hidden: tuple[int, ...] = (64, 64)
@@ -155,7 +181,7 @@ class ShacConfig(CommonConfig):
 
     # the critic options came after checkpoints: at their defaults they stay out of config headers
     RECORDED_IF_SET = ("critic_ensemble", "critic_layernorm", "target_network", "critic_early_stop",
-                       "critic_stop_tol")
+                       "critic_stop_tol", "adaptive_horizon", "horizon_max", "horizon_grad_limit", "horizon_lr")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -188,8 +214,31 @@ class ShacConfig(CommonConfig):
         for name in ("critic_layernorm", "target_network", "critic_early_stop"):
             check_bool(name, getattr(self, name))
         check_float("critic_stop_tol", self.critic_stop_tol, 0.0, 1.0)
+        self._check_adaptive_horizon()
         check_actor_critic(self)
         check_choice("dtype", self.dtype, DTYPES)
+
+    def _check_adaptive_horizon(self) -> None:
+        check_bool("adaptive_horizon", self.adaptive_horizon)
+        check_int("horizon_max", self.horizon_max)
+        check_float("horizon_grad_limit", self.horizon_grad_limit, 0.0, low_open=True)
+        check_float("horizon_lr", self.horizon_lr, 0.0, 100.0, low_open=True)
+        if not self.adaptive_horizon:
+            return
+        fix = "set 'adaptive_horizon' to false or change the field"
+        if self.horizon == AUTO:
+            raise ValueError(f"config field 'horizon' is 'auto', which 'adaptive_horizon' cannot start from; give "
+                             f"the shortest window as an int (e.g. 4), or {fix}.")
+        ratio = self.horizon_max // self.horizon
+        if self.horizon_max % self.horizon or ratio & (ratio - 1):
+            raise ValueError(f"config field 'horizon_max' ({self.horizon_max}) must be 'horizon' ({self.horizon}) "
+                             f"times a power of two (e.g. {self.horizon * 8}) for 'adaptive_horizon'.")
+        if self.truncation is not None:
+            raise ValueError(f"config field 'truncation' ({self.truncation}) must be None with 'adaptive_horizon' "
+                             f"(the adaptive window is the truncation); {fix}.")
+        if self.critic_windows != 1:
+            raise ValueError(f"config field 'critic_windows' ({self.critic_windows}) must be 1 with "
+                             f"'adaptive_horizon' (the windows differ in length); {fix}.")
 
 
 def recommended_horizon(env: BraxEnv, config: ShacConfig, key: jax.Array, num_seeds: int = 8,
@@ -297,6 +346,20 @@ class ShacState:
     replay: Replay
 
 
+@struct.dataclass
+class AdaptiveShacState(ShacState):
+    """:class:`ShacState` with the adaptive horizon's controller (``adaptive_horizon=True``)."""
+
+    control: HorizonControl
+
+
+def with_rate(opt_state: Any, rate: jax.Array) -> Any:
+    """An ``optax.inject_hyperparams`` state with its learning rate set to ``rate`` (in its own dtype)."""
+    old = opt_state.hyperparams["learning_rate"]
+    return opt_state._replace(hyperparams={**opt_state.hyperparams,
+                                           "learning_rate": jnp.asarray(rate, old.dtype)})
+
+
 class Shac:
     """SHAC on one env and config; :meth:`iterate` is one jitted window + actor and critic updates."""
 
@@ -311,7 +374,10 @@ class Shac:
                              "make the env with the same dtype.")
         self.env = env
         self.config = config
-        self.steps_per_iter = config.num_envs * config.horizon
+        self.adaptive = config.adaptive_horizon
+        # the windows the agent can use (one, or the adaptive horizon's levels)
+        self.horizons = horizon_levels(config.horizon, config.horizon_max) if self.adaptive else (config.horizon,)
+        self.steps_per_iter = config.num_envs * self.horizons[-1]
         self._policy_fn = policy_net(env.action_size, config.hidden, config.activation)[1]
         self.value = MLP((*config.value_hidden, 1), config.activation, layer_norm=config.critic_layernorm)
         ensemble = config.critic_ensemble > 1
@@ -320,15 +386,23 @@ class Shac:
         iters = num_iterations(config.total_steps, self.steps_per_iter)
         critic_updates = iters * config.critic_iterations * config.critic_minibatches
         sched = config.lr_schedule
-        self.actor_opt = make_optimizer(scheduled_lr(config.actor_lr, sched, iters), config.max_grad_norm,
-                                        config.betas)
-        self.critic_opt = make_optimizer(scheduled_lr(config.critic_lr, sched, critic_updates), config.max_grad_norm,
-                                         config.betas)
-        # actor_loss(actor, target critic, stats, env_state, key) -> (loss, (final env state, WindowStep))
-        self.actor_loss = functools.partial(
+        self.num_iters = iters
+        if self.adaptive:  # the updates per iteration vary: the rates are set from the env steps spent
+            rated = lambda learning_rate: make_optimizer(learning_rate, config.max_grad_norm, config.betas)  # noqa: E731
+            self.actor_opt = optax.inject_hyperparams(rated)(learning_rate=config.actor_lr)
+            self.critic_opt = optax.inject_hyperparams(rated)(learning_rate=config.critic_lr)
+        else:
+            self.actor_opt = make_optimizer(scheduled_lr(config.actor_lr, sched, iters), config.max_grad_norm,
+                                            config.betas)
+            self.critic_opt = make_optimizer(scheduled_lr(config.critic_lr, sched, critic_updates),
+                                             config.max_grad_norm, config.betas)
+        # actor_loss(actor, target critic, stats, env_state, key) -> (loss, (final env state, WindowStep)),
+        # one per window length (actor_losses[i] for horizons[i]); actor_loss is the first
+        self.actor_losses = tuple(functools.partial(
             shac_actor_loss, env=env, policy_fn=self._policy_fn, value_apply=self.value_apply,
-            num_envs=config.num_envs, horizon=config.horizon, truncation=config.truncation or config.horizon,
-            gamma=config.gamma, reward_scale=config.reward_scale, dtype=self._dtype)
+            num_envs=config.num_envs, horizon=h, truncation=config.truncation or h,
+            gamma=config.gamma, reward_scale=config.reward_scale, dtype=self._dtype) for h in self.horizons)
+        self.actor_loss = self.actor_losses[0]
         # critic_loss(critic, obs_n, target[, weight]) -> (weighted) mean squared error (an ensemble: members' mean)
         self.critic_loss = functools.partial(ensemble_critic_loss if ensemble else critic_loss,
                                              value_apply=self.value.apply)
@@ -348,7 +422,9 @@ class Shac:
             critic = self.value.init(k_val, example)
         else:  # every leaf [critic_ensemble, ...]
             critic = init_members(self.value.init, k_val, example, cfg.critic_ensemble)
-        return ShacState(
+        state_class = functools.partial(AdaptiveShacState, control=init_control(cfg.horizon, self._dtype)) \
+            if self.adaptive else ShacState
+        return state_class(
             actor=actor,
             critic=critic,
             target=critic,
@@ -434,22 +510,40 @@ class Shac:
         return carry, v_loss, {}
 
     def _iterate(self, ts: ShacState) -> tuple[ShacState, dict[str, jax.Array]]:
+        if self.adaptive:
+            return self._adaptive_iterate(ts)
+        return self._update(ts, 0)
+
+    def _update(self, ts: ShacState, level: int, progress: jax.Array | None = None):
+        """One window of ``horizons[level]`` steps, then the actor's and the critic's updates.
+
+        ``progress`` (the adaptive horizon's): the fraction of the run done, which sets both learning
+        rates; the window is then the critic's only data (no replay is kept).
+        """
         cfg = self.config
         key, k_win, k_perm = jax.random.split(ts.key, 3)
-        grads, (env_state, window) = jax.grad(self.actor_loss, has_aux=True)(
+        actor_opt, critic_opt = ts.actor_opt, ts.critic_opt
+        if progress is not None:
+            actor_opt = with_rate(actor_opt, scheduled_rate(cfg.actor_lr, cfg.lr_schedule, progress, LINEAR_END))
+            critic_opt = with_rate(critic_opt, scheduled_rate(cfg.critic_lr, cfg.lr_schedule, progress, LINEAR_END))
+        grads, (env_state, window) = jax.grad(self.actor_losses[level], has_aux=True)(
             ts.actor, ts.target, ts.stats, ts.env_state, k_win)
-        actor, actor_opt, skipped, grad_norm = apply_finite_update(self.actor_opt, grads, ts.actor_opt, ts.actor,
+        actor, actor_opt, skipped, grad_norm = apply_finite_update(self.actor_opt, grads, actor_opt, ts.actor,
                                                                    ts.skipped)
-        replay = self._replay_window(ts.replay, window)
+        if progress is None:
+            replay = self._replay_window(ts.replay, window)
+            obs = replay.obs
+        else:
+            replay, obs = ts.replay, window.obs[None]
         if cfg.critic_windows == 1:  # the paper's: the window's own targets (values from the actor pass)
             targets = self.critic_targets(window.reward, window.v_next, window.done)[None]
             extra = ()
         else:  # the stored windows as one trajectory, targets from the current target critic and statistics
             targets, weights = self.replay_targets(ts.target, ts.stats, replay)
             extra = (weights,)
-        m = cfg.critic_windows * cfg.horizon * cfg.num_envs
-        flat = (normalize(ts.stats, replay.obs).reshape(m, -1), *(x.reshape(m) for x in (targets, *extra)))
-        (critic, critic_opt, skipped), v_loss, extra_metrics = self.fit_critic((ts.critic, ts.critic_opt, skipped),
+        m = cfg.critic_windows * self.horizons[level] * cfg.num_envs
+        flat = (normalize(ts.stats, obs).reshape(m, -1), *(x.reshape(m) for x in (targets, *extra)))
+        (critic, critic_opt, skipped), v_loss, extra_metrics = self.fit_critic((ts.critic, critic_opt, skipped),
                                                                                flat, k_perm)
         if cfg.target_network:
             a = cfg.target_alpha
@@ -457,7 +551,39 @@ class Shac:
         else:  # the next window bootstraps from, and the next targets come from, the critic itself
             target = critic
         stats = observe(cfg, ts.stats, window.obs)
-        ts = ShacState(actor=actor, critic=critic, target=target, actor_opt=actor_opt, critic_opt=critic_opt,
-                       stats=stats, env_state=env_state, key=key, skipped=skipped, replay=replay)
+        ts = ts.replace(actor=actor, critic=critic, target=target, actor_opt=actor_opt, critic_opt=critic_opt,
+                        stats=stats, env_state=env_state, key=key, skipped=skipped, replay=replay)
         return ts, {"loss": -jnp.mean(window.reward), "grad_norm": grad_norm, "value_loss": jnp.mean(v_loss),
                     "skipped": skipped, **extra_metrics}
+
+    def _adaptive_iterate(self, ts: AdaptiveShacState) -> tuple[AdaptiveShacState, dict[str, jax.Array]]:
+        """``num_envs * horizon_max`` env steps as windows of the controller's current length, then its update.
+
+        Metrics: the means over the iteration's updates (``grad_norm``: the geometric mean), ``skipped``
+        after the last, and the window ``horizon`` used.
+        """
+        cfg = self.config
+        h_max = self.horizons[-1]
+
+        def run_level(level: int):
+            h = self.horizons[level]
+            k = h_max // h
+
+            def one(ts, u):
+                progress = (ts.control.iteration.astype(self._dtype) + u / k) / self.num_iters
+                return self._update(ts, level, progress)
+
+            def run(ts):
+                ts, m = jax.lax.scan(one, ts, jnp.arange(k, dtype=self._dtype))
+                out = {name: jnp.mean(v) for name, v in m.items() if name not in ("grad_norm", "skipped")}
+                log_norm = mean_log_norm(m["grad_norm"], cfg.horizon_grad_limit)
+                return ts, {**out, "grad_norm": jnp.exp(log_norm), "log_grad_norm": log_norm,
+                            "skipped": m["skipped"][-1], "horizon": jnp.asarray(h, self._dtype)}
+
+            return run
+
+        level = level_of(ts.control.log2_horizon, cfg.horizon, len(self.horizons))
+        ts, metrics = jax.lax.switch(level, [run_level(i) for i in range(len(self.horizons))], ts)
+        x = next_log2_horizon(ts.control.log2_horizon, metrics.pop("log_grad_norm"), limit=cfg.horizon_grad_limit,
+                              lr=cfg.horizon_lr, h_min=cfg.horizon, h_max=h_max)
+        return ts.replace(control=HorizonControl(log2_horizon=x, iteration=ts.control.iteration + 1)), metrics

@@ -28,6 +28,9 @@ an ensemble of critics whose minimum bootstraps the actor and the targets
 target network (``target_network=False``: ``V'`` is ``V``), and regression
 passes until the loss stops falling (``critic_early_stop``).
 
+``adaptive_horizon=True`` lets the window grow and shrink with its gradient
+norm, AHAC's adaptive horizon (:mod:`gradgym.agents.horizon`).
+
 With ``horizon=1`` and a zero critic the actor gradient equals APG's (tested).
 """
 

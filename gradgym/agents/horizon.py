@@ -86,10 +86,3 @@ def next_log2_horizon(log2_horizon: jax.Array, mean_log_grad_norm: jax.Array, *,
     x = log2_horizon + lr * ratio.astype(log2_horizon.dtype)
     return jnp.clip(x, math.log2(h_min), math.log2(h_max))
 
-
-def scheduled_rate(lr: float, schedule: str, progress: jax.Array, end_fraction: float) -> jax.Array:
-    """The learning rate at ``progress`` (fraction of the run, 0..1): constant, or linear to ``end_fraction * lr``."""
-    if schedule == "constant":
-        return jnp.asarray(lr)
-    p = jnp.clip(progress, 0.0, 1.0)
-    return lr * (1.0 - p * (1.0 - end_fraction))

@@ -46,7 +46,6 @@ import optax
 from flax import struct
 
 from gradgym.agents.base import (
-    LINEAR_END,
     apply_finite_update,
     init_policy_params,
     make_optimizer,
@@ -71,7 +70,6 @@ from gradgym.agents.horizon import (
     level_of,
     mean_log_norm,
     next_log2_horizon,
-    scheduled_rate,
 )
 from gradgym.agents.losses import WindowStep, critic_loss, ensemble_critic_loss, shac_actor_loss, value_of
 from gradgym.agents.normalize import RunningStats, init_stats, normalize
@@ -356,11 +354,13 @@ class AdaptiveShacState(ShacState):
     control: HorizonControl
 
 
-def with_rate(opt_state: Any, rate: jax.Array) -> Any:
-    """An ``optax.inject_hyperparams`` state with its learning rate set to ``rate`` (in its own dtype)."""
+def with_rate(opt_state: Any, rate: float | optax.Schedule, count: jax.Array) -> Any:
+    """An ``optax.inject_hyperparams`` state with its learning rate set to ``rate`` at ``count`` (a schedule of
+    :func:`gradgym.agents.base.scheduled_lr`, evaluated at a fractional count; or a constant), in its own dtype."""
     old = opt_state.hyperparams["learning_rate"]
+    value = rate(count) if callable(rate) else rate
     return opt_state._replace(hyperparams={**opt_state.hyperparams,
-                                           "learning_rate": jnp.asarray(rate, old.dtype)})
+                                           "learning_rate": jnp.asarray(value, old.dtype)})
 
 
 class Shac:
@@ -389,11 +389,11 @@ class Shac:
         iters = num_iterations(config.total_steps, self.steps_per_iter)
         critic_updates = iters * config.critic_iterations * config.critic_minibatches
         sched = config.lr_schedule
-        self.num_iters = iters
-        if self.adaptive:  # the updates per iteration vary: the rates are set from the env steps spent
+        if self.adaptive:  # the updates per iteration vary: the rates follow the iterations (env steps) spent
             rated = lambda learning_rate: make_optimizer(learning_rate, config.max_grad_norm, config.betas)  # noqa: E731
             self.actor_opt = optax.inject_hyperparams(rated)(learning_rate=config.actor_lr)
             self.critic_opt = optax.inject_hyperparams(rated)(learning_rate=config.critic_lr)
+            self.rates = (scheduled_lr(config.actor_lr, sched, iters), scheduled_lr(config.critic_lr, sched, iters))
         else:
             self.actor_opt = make_optimizer(scheduled_lr(config.actor_lr, sched, iters), config.max_grad_norm,
                                             config.betas)
@@ -517,27 +517,27 @@ class Shac:
             return self._adaptive_iterate(ts)
         return self._update(ts, 0)
 
-    def _update(self, ts: ShacState, level: int, progress: jax.Array | None = None):
+    def _update(self, ts: ShacState, level: int, count: jax.Array | None = None):
         """One window of ``horizons[level]`` steps, then the actor's and the critic's updates.
 
-        ``progress`` (the adaptive horizon's): the fraction of the run done, which sets both learning
-        rates; the window is then the critic's only data (no replay is kept).
+        ``count`` (the adaptive horizon's): the iterations done, fractional inside one, at which both
+        learning rates are taken (``self.rates``); the window is then the critic's only data (no replay).
         """
         cfg = self.config
         key, k_win, k_perm = jax.random.split(ts.key, 3)
         actor_opt, critic_opt = ts.actor_opt, ts.critic_opt
-        if progress is not None:
-            actor_opt = with_rate(actor_opt, scheduled_rate(cfg.actor_lr, cfg.lr_schedule, progress, LINEAR_END))
-            critic_opt = with_rate(critic_opt, scheduled_rate(cfg.critic_lr, cfg.lr_schedule, progress, LINEAR_END))
+        if self.adaptive:
+            actor_opt = with_rate(actor_opt, self.rates[0], count)
+            critic_opt = with_rate(critic_opt, self.rates[1], count)
         grads, (env_state, window) = jax.grad(self.actor_losses[level], has_aux=True)(
             ts.actor, ts.target, ts.stats, ts.env_state, k_win)
         actor, actor_opt, skipped, grad_norm = apply_finite_update(self.actor_opt, grads, actor_opt, ts.actor,
                                                                    ts.skipped)
-        if progress is None:
+        if self.adaptive:
+            replay, obs = ts.replay, window.obs[None]
+        else:
             replay = self._replay_window(ts.replay, window)
             obs = replay.obs
-        else:
-            replay, obs = ts.replay, window.obs[None]
         if cfg.critic_windows == 1:  # the paper's: the window's own targets (values from the actor pass)
             targets = self.critic_targets(window.reward, window.v_next, window.done)[None]
             extra = ()
@@ -573,8 +573,7 @@ class Shac:
             k = h_max // h
 
             def one(ts, u):
-                progress = (ts.control.iteration.astype(self._dtype) + u / k) / self.num_iters
-                return self._update(ts, level, progress)
+                return self._update(ts, level, ts.control.iteration.astype(self._dtype) + u / k)
 
             def run(ts):
                 ts, m = jax.lax.scan(one, ts, jnp.arange(k, dtype=self._dtype))

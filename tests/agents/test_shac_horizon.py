@@ -17,9 +17,8 @@ from gradgym.agents.horizon import (
     level_of,
     mean_log_norm,
     next_log2_horizon,
-    scheduled_rate,
 )
-from gradgym.agents.shac import AdaptiveShacState, Shac, ShacConfig
+from gradgym.agents.shac import AdaptiveShacState, Shac, ShacConfig, with_rate
 from tests.agents.conftest import assert_same_as_plain_loop
 
 # The learning, loop and checkpoint tests share this run's compiled program (two levels: 8- and 16-step windows).
@@ -56,14 +55,24 @@ def test_horizon_stays_between_its_bounds():
     assert float(up) == 5.0 and float(down) == 2.0
 
 
-def test_scheduled_rate_is_optax_linear_schedule_per_env_step():
+def test_rate_follows_the_linear_schedule_per_env_step():
+    """The adaptive window sets the rate from the iterations done, fractional inside one (an iteration is a
+    fixed number of env steps): optax's linear schedule at every count, interpolated in between."""
     import optax
 
+    from gradgym.agents.base import make_optimizer, scheduled_lr
+
+    opt = optax.inject_hyperparams(lambda learning_rate: make_optimizer(learning_rate, 1.0))(learning_rate=2e-3)
+    state = opt.init({"w": jnp.zeros(3)})
     sched = optax.linear_schedule(2e-3, 1e-5, 100)
+    rate = scheduled_lr(2e-3, "linear", 100)
     for c in (0, 10, 55, 100, 130):
-        np.testing.assert_allclose(float(scheduled_rate(2e-3, "linear", jnp.asarray(c / 100), 1e-5 / 2e-3)),
+        np.testing.assert_allclose(float(with_rate(state, rate, jnp.asarray(float(c))).hyperparams["learning_rate"]),
                                    float(sched(c)), rtol=1e-6)
-    assert float(scheduled_rate(2e-3, "constant", jnp.asarray(0.7), 0.005)) == pytest.approx(2e-3)
+    half = float(with_rate(state, rate, jnp.asarray(10.5)).hyperparams["learning_rate"])
+    np.testing.assert_allclose(half, (float(sched(10)) + float(sched(11))) / 2, rtol=1e-6)
+    const = with_rate(state, scheduled_lr(2e-3, "constant", 100), jnp.asarray(70.0)).hyperparams["learning_rate"]
+    assert float(const) == pytest.approx(2e-3) and const.dtype == jnp.float32
 
 
 def _params_close(a, b, **tol):

@@ -145,6 +145,13 @@ class ShacConfig(CommonConfig):
         horizon_max: the longest window of ``adaptive_horizon`` (``horizon`` times a power of two).
         horizon_grad_limit: the gradient norm ``adaptive_horizon`` aims to stay under (C).
         horizon_lr: step of the horizon's update, in log2 units per unit of ``log(C / ||grad||)``.
+        horizon_split_envs: with ``adaptive_horizon``, a window of ``h`` steps runs on
+            ``num_envs * horizon / h`` of the robots, which take turns in ``h / horizon``
+            groups, so every update costs ``num_envs * horizon`` env steps (and its critic
+            as many samples) whatever the window, an iteration makes ``horizon_max / horizon``
+            updates, and every robot still advances ``horizon_max`` steps per iteration.
+            Without it a longer window makes fewer updates per env step. Needs ``num_envs``
+            divisible by ``horizon_max / horizon``.
         max_grad_norm: global-norm clipping of actor and critic gradients.
         reward_scale: rewards are multiplied by this before learning.
         value_hidden: hidden sizes of the critic MLP.
@@ -174,6 +181,7 @@ class ShacConfig(CommonConfig):
     horizon_max: int = 32
     horizon_grad_limit: float = 10.0
     horizon_lr: float = 0.25
+    horizon_split_envs: bool = False
     max_grad_norm: float = 1.0
     reward_scale: float = 1.0
     value_hidden: tuple[int, ...] = (64, 64)
@@ -182,7 +190,8 @@ class ShacConfig(CommonConfig):
 
     # the critic options came after checkpoints: at their defaults they stay out of config headers
     RECORDED_IF_SET = ("critic_ensemble", "critic_layernorm", "target_network", "critic_early_stop",
-                       "critic_stop_tol", "adaptive_horizon", "horizon_max", "horizon_grad_limit", "horizon_lr")
+                       "critic_stop_tol", "adaptive_horizon", "horizon_max", "horizon_grad_limit", "horizon_lr",
+                       "horizon_split_envs")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -224,7 +233,11 @@ class ShacConfig(CommonConfig):
         check_int("horizon_max", self.horizon_max)
         check_float("horizon_grad_limit", self.horizon_grad_limit, 0.0, low_open=True)
         check_float("horizon_lr", self.horizon_lr, 0.0, 100.0, low_open=True)
+        check_bool("horizon_split_envs", self.horizon_split_envs)
         if not self.adaptive_horizon:
+            if self.horizon_split_envs:
+                raise ValueError("config field 'horizon_split_envs' (True) needs 'adaptive_horizon' true (it splits "
+                                 "the robots between the adaptive windows); set one to true or the other to false.")
             return
         fix = "set 'adaptive_horizon' to false or change the field"
         if self.horizon == AUTO:
@@ -240,6 +253,10 @@ class ShacConfig(CommonConfig):
         if self.critic_windows != 1:
             raise ValueError(f"config field 'critic_windows' ({self.critic_windows}) must be 1 with "
                              f"'adaptive_horizon' (the windows differ in length); {fix}.")
+        if self.horizon_split_envs and self.num_envs % ratio:
+            raise ValueError(f"config field 'num_envs' ({self.num_envs}) must be divisible by horizon_max / horizon "
+                             f"({ratio}) with 'horizon_split_envs' (the robots split into that many groups at the "
+                             f"longest window); pick a multiple of {ratio}.")
 
 
 def recommended_horizon(env: BraxEnv, config: ShacConfig, key: jax.Array, num_seeds: int = 8,
@@ -381,6 +398,10 @@ class Shac:
         # the windows the agent can use (one, or the adaptive horizon's levels)
         self.horizons = horizon_levels(config.horizon, config.horizon_max) if self.adaptive else (config.horizon,)
         self.steps_per_iter = config.num_envs * self.horizons[-1]
+        # robots per window at each level: all of them, or (horizon_split_envs) num_envs * horizon / h
+        split = self.adaptive and config.horizon_split_envs
+        self.robots = tuple(config.num_envs * self.horizons[0] // h if split else config.num_envs
+                            for h in self.horizons)
         self._policy_fn = policy_net(env.action_size, config.hidden, config.activation)[1]
         self.value = MLP((*config.value_hidden, 1), config.activation, layer_norm=config.critic_layernorm)
         ensemble = config.critic_ensemble > 1
@@ -403,8 +424,9 @@ class Shac:
         # one per window length (actor_losses[i] for horizons[i]); actor_loss is the first
         self.actor_losses = tuple(functools.partial(
             shac_actor_loss, env=env, policy_fn=self._policy_fn, value_apply=self.value_apply,
-            num_envs=config.num_envs, horizon=h, truncation=config.truncation or h,
-            gamma=config.gamma, reward_scale=config.reward_scale, dtype=self._dtype) for h in self.horizons)
+            num_envs=n, horizon=h, truncation=config.truncation or h,
+            gamma=config.gamma, reward_scale=config.reward_scale, dtype=self._dtype)
+            for h, n in zip(self.horizons, self.robots, strict=True))
         self.actor_loss = self.actor_losses[0]
         # critic_loss(critic, obs_n, target[, weight]) -> (weighted) mean squared error (an ensemble: members' mean)
         self.critic_loss = functools.partial(ensemble_critic_loss if ensemble else critic_loss,
@@ -544,7 +566,7 @@ class Shac:
         else:  # the stored windows as one trajectory, targets from the current target critic and statistics
             targets, weights = self.replay_targets(ts.target, ts.stats, replay)
             extra = (weights,)
-        m = cfg.critic_windows * self.horizons[level] * cfg.num_envs
+        m = cfg.critic_windows * self.horizons[level] * self.robots[level]
         flat = (normalize(ts.stats, obs).reshape(m, -1), *(x.reshape(m) for x in (targets, *extra)))
         (critic, critic_opt, skipped), v_loss, extra_metrics = self.fit_critic((ts.critic, critic_opt, skipped),
                                                                                flat, k_perm)
@@ -562,6 +584,9 @@ class Shac:
     def _adaptive_iterate(self, ts: AdaptiveShacState) -> tuple[AdaptiveShacState, dict[str, jax.Array]]:
         """``num_envs * horizon_max`` env steps as windows of the controller's current length, then its update.
 
+        With ``horizon_split_envs`` the robots form ``h / horizon`` groups; the windows take the groups in
+        turn (group ``u mod g`` for the ``u``-th window), ``horizon_max / horizon`` windows in all.
+
         Metrics: the means over the iteration's updates (``grad_norm``: the geometric mean), ``skipped``
         after the last, and the window ``horizon`` used.
         """
@@ -570,10 +595,20 @@ class Shac:
 
         def run_level(level: int):
             h = self.horizons[level]
-            k = h_max // h
+            groups = cfg.num_envs // self.robots[level]
+            k = h_max // h * groups  # windows (updates) in the iteration
 
             def one(ts, u):
-                return self._update(ts, level, ts.control.iteration.astype(self._dtype) + u / k)
+                count = ts.control.iteration.astype(self._dtype) + u / k
+                if groups == 1:
+                    return self._update(ts, level, count)
+                j = u.astype(jnp.int32) % groups
+                grouped = jax.tree.map(lambda x: x.reshape(groups, -1, *x.shape[1:]), ts.env_state)
+                ts_j, metrics = self._update(ts.replace(env_state=jax.tree.map(lambda x: x[j], grouped)), level,
+                                             count)
+                env_state = jax.tree.map(lambda x, new: x.at[j].set(new).reshape(-1, *x.shape[2:]), grouped,
+                                         ts_j.env_state)
+                return ts_j.replace(env_state=env_state), metrics
 
             def run(ts):
                 ts, m = jax.lax.scan(one, ts, jnp.arange(k, dtype=self._dtype))

@@ -123,6 +123,42 @@ def test_one_program_takes_every_window(tiny):
     assert tiny.iterate._cache_size() == 1
 
 
+def _group(env_state, groups, j):
+    return jax.tree.map(lambda x: x.reshape(groups, -1, *x.shape[1:])[j], env_state)
+
+
+def test_split_envs_take_turns_at_a_fixed_cost_per_update(pend, level=1):
+    """With ``horizon_split_envs`` a window of ``h`` steps runs on ``num_envs * horizon / h`` robots: at the long
+    window the iteration is the fixed-window SHAC (``horizon = h``, one robot) run on each group in turn, carrying
+    parameters, optimiser moments and keys from group to group; every robot advances ``horizon_max`` steps and
+    the iteration makes ``horizon_max / horizon`` updates (level 0 is the unsplit window, tested above)."""
+    cfg = {**TINY, "horizon_split_envs": True}
+    agent = Shac(pend, ShacConfig(**cfg))
+    assert agent.robots == (2, 1)
+    ts = agent.init(jax.random.PRNGKey(5))
+    ts = ts.replace(control=ts.control.replace(log2_horizon=jnp.asarray(1.0 + level, jnp.float32)))
+    h = agent.horizons[level]
+    groups = 2 // agent.robots[level]
+    fixed = Shac(pend, ShacConfig(**{**cfg, "adaptive_horizon": False, "horizon_split_envs": False,
+                                     "horizon": h, "num_envs": agent.robots[level]}))
+    fts = fixed.init(jax.random.PRNGKey(0)).replace(actor=ts.actor, critic=ts.critic, target=ts.target,
+                                                   stats=ts.stats, key=ts.key)
+    ends = [None] * groups
+    for u in range(4 // h * groups):
+        j = u % groups
+        start = ends[j] if ends[j] is not None else _group(ts.env_state, groups, j)
+        fts, _ = fixed.iterate(fts.replace(env_state=start))
+        ends[j] = fts.env_state
+    ts, metrics = agent.iterate(ts)
+    assert float(metrics["horizon"]) == h
+    _params_close(ts.actor, fts.actor, rtol=2e-5, atol=1e-6)
+    _params_close(ts.critic, fts.critic, rtol=2e-5, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(ts.key), np.asarray(fts.key))
+    for j in range(groups):
+        _params_close(_group(ts.env_state, groups, j).obs, ends[j].obs, rtol=1e-4, atol=1e-5)
+    assert int(ts.actor_opt.count) == 4 // agent.horizons[0]  # updates in the iteration
+
+
 @pytest.fixture(scope="module")
 def adaptive_run(pend, tmp_path_factory):
     d = tmp_path_factory.mktemp("shac_adaptive_ckpt")
@@ -185,3 +221,13 @@ def test_fixed_window_checkpoint_does_not_load_as_adaptive(adaptive_run, pend, t
 def test_bad_adaptive_configs_name_the_field(overrides, field):
     with pytest.raises(ValueError, match=field):
         get_agent("shac").default_config("reacher", {"adaptive_horizon": True, "horizon": 4, **overrides})
+
+
+@pytest.mark.parametrize("overrides,field", [
+    ({"adaptive_horizon": True, "num_envs": 12, "horizon": 4, "horizon_max": 32}, "num_envs"),
+    ({"adaptive_horizon": False}, "horizon_split_envs"),
+    ({"adaptive_horizon": True, "horizon": 4, "horizon_split_envs": 1}, "horizon_split_envs"),
+])
+def test_bad_split_configs_name_the_field(overrides, field):
+    with pytest.raises(ValueError, match=field):
+        get_agent("shac").default_config("reacher", {"horizon_split_envs": True, **overrides})

@@ -129,6 +129,13 @@ def load_results(folder: str | os.PathLike) -> list[StoredRun]:
                 runs += [_run(r, path, data["budget"], data.get("command")) for r in agent["runs"]]
         else:
             runs.append(_run(data, path))
+    check_unique(runs)
+    return runs
+
+
+def check_unique(runs: list[StoredRun]) -> None:
+    """Raises :class:`ResultsError` naming both files when one run (robot, agent, budget, label, seed) is stored
+    twice."""
     seen: dict[tuple, Path] = {}
     for r in runs:
         key = (r.robot, r.agent, r.budget, r.label, r.seed)
@@ -136,7 +143,6 @@ def load_results(folder: str | os.PathLike) -> list[StoredRun]:
             raise ResultsError(f"{r.source}: {r.agent} on {r.robot} at {r.budget:,} steps, seed {r.seed}, is also "
                                f"stored in {seen[key]}; remove one (or give a variant a distinct \"label\").")
         seen[key] = r.source
-    return runs
 
 
 def load_manifest(path: str | os.PathLike) -> list[PlannedRun]:

@@ -141,3 +141,25 @@ def test_duplicate_and_mixed_runs_are_refused(tmp_path):
     (tmp_path / "res" / "es-reacher-s2.json").write_text(json.dumps(run))
     write_results_page(tmp_path / "res", tmp_path / "results.md")
     assert table_rows((tmp_path / "results.md").read_text(), "reacher")["es (lr 0.5)"][3] == "-11.0 (1 seed, no interval)"
+
+
+def test_variants_from_another_folder_sit_beside_the_main_runs(tmp_path):
+    """``also``: runs of another folder join the robot's table as their own rows (by label); the page names the
+    whole command; a run stored in both folders is refused, naming both files."""
+    shutil.copytree(DATA, tmp_path / "res")
+    (tmp_path / "var").mkdir()
+    run = json.loads((tmp_path / "res" / "es-reacher-s0.json").read_text())
+    run.update(label="lr 0.5", command="gradgym train --agent es --env reacher --seed 0")
+    run["config"]["learning_rate"] = 0.5
+    (tmp_path / "var" / "es-lr-s0.json").write_text(json.dumps(run))
+    write_results_page(tmp_path / "res", tmp_path / "v.md", tmp_path / "fig", also=[tmp_path / "var"],
+                       title="ES variants")
+    text = (tmp_path / "v.md").read_text()
+    assert text.startswith("# ES variants\n")
+    rows = table_rows(text, "reacher")
+    assert rows["es (lr 0.5)"][3] == "-10.0 (1 seed, no interval)" and rows["es"][1] == "3"
+    assert f"--also {(tmp_path / 'var').as_posix()} --figures {(tmp_path / 'fig').as_posix()} --title 'ES variants'" \
+        in text
+    shutil.copy(tmp_path / "res" / "es-reacher-s1.json", tmp_path / "var")
+    with pytest.raises(ResultsError, match="es-reacher-s1.json.*also stored in"):
+        write_results_page(tmp_path / "res", tmp_path / "v.md", also=[tmp_path / "var"])

@@ -160,9 +160,15 @@ def test_split_envs_take_turns_at_a_fixed_cost_per_update(pend, level=1):
 
 
 @pytest.fixture(scope="module")
-def adaptive_run(pend, tmp_path_factory):
+def adaptive_logs(tmp_path_factory):
+    return tmp_path_factory.mktemp("shac_adaptive_logs")
+
+
+@pytest.fixture(scope="module")
+def adaptive_run(pend, tmp_path_factory, adaptive_logs):
     d = tmp_path_factory.mktemp("shac_adaptive_ckpt")
-    return d, train("shac", pend, ADAPT_CFG, seed=0, checkpoint_dir=str(d), progress=False)
+    return d, train("shac", pend, ADAPT_CFG, seed=0, checkpoint_dir=str(d), progress=False,
+                    log_dir=str(adaptive_logs))
 
 
 def test_adaptive_shac_learns_pendulum(adaptive_run):
@@ -174,6 +180,31 @@ def test_adaptive_shac_learns_pendulum(adaptive_run):
     horizons = result.history["horizon"]
     assert set(horizons) <= {8.0, 16.0} and horizons[0] == 8.0 and horizons[-1] == 16.0
     assert result.metrics["skipped_updates"] == 0
+
+
+def test_trace_script_stores_and_plots_the_window(adaptive_run, adaptive_logs, tmp_path):
+    """scripts/horizon_trace.py keeps the run's logged window per iteration (as the run's history has it) and its
+    evaluations, and plots the stored traces."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    script_path = Path(__file__).resolve().parents[2] / "scripts" / "horizon_trace.py"
+    spec = importlib.util.spec_from_file_location("horizon_trace", script_path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    _, result = adaptive_run
+    (run_dir,) = [p.parent for p in adaptive_logs.glob("*/scalars.csv")]
+    out = tmp_path / "t.json"
+    assert script.main(["store", str(run_dir), "--out", str(out), "--label", "test"]) == 0
+    trace = json.loads(out.read_text())
+    assert [h for _, h in trace["horizon"]] == result.history["horizon"]
+    assert [r for _, r in trace["eval"]] == pytest.approx(result.curve.returns, rel=1e-4)
+    assert sum(trace["horizon_counts"].values()) == len(result.history["horizon"])
+    assert script.main(["plot", str(out), "--out", str(tmp_path / "w.png")]) == 0
+    assert (tmp_path / "w.png").stat().st_size > 10_000
+    with pytest.raises(SystemExit, match="scalars.csv not found"):
+        script.main(["store", str(tmp_path), "--out", str(out)])
 
 
 def test_adaptive_fused_loop_equals_plain_loop(adaptive_run, pend):

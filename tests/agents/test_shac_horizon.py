@@ -262,3 +262,19 @@ def test_bad_adaptive_configs_name_the_field(overrides, field):
 def test_bad_split_configs_name_the_field(overrides, field):
     with pytest.raises(ValueError, match=field):
         get_agent("shac").default_config("reacher", {"horizon_split_envs": True, **overrides})
+
+
+def test_ant_defaults_to_the_split_adaptive_window():
+    """Ant's SHAC default is the adaptive window at a fixed cost per update; the fixed window is one field away,
+    and a window that cannot reach horizon_max says how to get the fixed one."""
+    shac = get_agent("shac")
+    cfg = shac.default_config("ant")
+    assert (cfg.adaptive_horizon, cfg.horizon_split_envs, cfg.horizon, cfg.horizon_max, cfg.num_envs) == \
+        (True, True, 4, 32, 256)
+    fixed = shac.default_config("ant", {"adaptive_horizon": False, "horizon_split_envs": False})
+    assert not fixed.adaptive_horizon and fixed.horizon == 4
+    assert not shac.default_config("halfcheetah").adaptive_horizon
+    with pytest.raises(ValueError, match="horizon_split_envs.*on by default for ant.*set both to false"):
+        shac.default_config("ant", {"adaptive_horizon": False})
+    with pytest.raises(ValueError, match="horizon_max.*'adaptive_horizon' to false"):
+        shac.default_config("ant", {"horizon": 3})

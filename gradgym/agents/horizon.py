@@ -25,6 +25,11 @@ those of a fixed horizon. A masked ``stop_gradient`` inside a fixed
 ``h_max``-step window would instead make one update per ``h_max`` steps
 whatever the horizon (measured: 8x fewer updates at 4 of 32, and no
 learning; ``docs/experiments.md``, 2026-11-27).
+
+With SHAC's ``horizon_split_envs`` a longer window also runs on fewer robots
+(``num_envs * h_min / h``, the robots taking turns in groups), so an
+iteration always makes ``h_max / h_min`` updates of ``num_envs * h_min`` env
+steps each, and every robot still advances ``h_max`` steps.
 """
 
 from __future__ import annotations

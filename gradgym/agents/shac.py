@@ -29,7 +29,9 @@ target network (``target_network=False``: ``V'`` is ``V``), and regression
 passes until the loss stops falling (``critic_early_stop``).
 
 ``adaptive_horizon=True`` lets the window grow and shrink with its gradient
-norm, AHAC's adaptive horizon (:mod:`gradgym.agents.horizon`).
+norm, AHAC's adaptive horizon (:mod:`gradgym.agents.horizon`);
+``horizon_split_envs=True`` runs a longer window on fewer robots, so every
+update costs the same env steps. Both are on by default for ant.
 
 With ``horizon=1`` and a zero critic the actor gradient equals APG's (tested).
 """

@@ -22,6 +22,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from gradgym.agents.logs import CSV_NAME
 from gradgym.diagnostics.plots import _plt, save_figure
 from gradgym.fileio import atomic_write
 
@@ -30,7 +31,7 @@ TAGS = {"train/horizon": "horizon", "train/grad_norm": "grad_norm", "eval/return
 
 def read_trace(run_dir: Path) -> dict:
     """``{"horizon": [[env_steps, h], ...], "grad_norm": [...], "eval": [...], "horizon_counts": {h: n}}``."""
-    path = run_dir / "scalars.csv"
+    path = run_dir / CSV_NAME
     if not path.is_file():
         raise SystemExit(f"error: {path} not found; give the run's folder under --log-dir "
                          "(e.g. runs/logs/shac-ant-seed0).")

@@ -246,10 +246,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description="Runs a checkpoint's deterministic policy on fixed episodes and prints the "
                               "mean return with its 95% interval and the mean episode length. By default these are "
                               "the run's own evaluation episodes (its seed and eval_episodes), so the mean equals the "
-                              "run's last evaluation return.")
+                              "run's last evaluation return. --sample scores the policy's sampled actions instead.")
     e.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
     e.add_argument("--episodes", type=int, default=None, help="episodes (default: the run's eval_episodes)")
     e.add_argument("--seed", type=int, default=None, help="seed of the episodes (default: the run's seed)")
+    e.add_argument("--sample", action="store_true",
+                   help="act with actions sampled from the policy, as in training, instead of its mean action "
+                   "(the noise is fixed by the episode keys)")
     e.add_argument("--out", default=None, help="also write the scores as JSON here")
     e.set_defaults(func=run_eval)
 
@@ -298,10 +301,11 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.episodes is not None:
         check_episodes(args.episodes)
     policy = _load_policy(args.checkpoint)
-    res = evaluate_policy(policy, args.episodes, args.seed)
+    res = evaluate_policy(policy, args.episodes, args.seed, sample=args.sample)
     ci = "± n/a (one episode)" if math.isnan(res.return_ci95) else f"± {res.return_ci95:.2f}"
     print(f"{policy.agent} on {policy.env.robot}, {policy.path} ({policy.header.get('env_steps', 0):,} env steps):")
-    print(f"  return {res.return_mean:.2f} {ci} (95% interval, {len(res.returns)} episodes, seed {res.seed}); "
+    mode = "sampled actions" if res.sample else "deterministic action"
+    print(f"  return {res.return_mean:.2f} {ci} (95% interval, {len(res.returns)} episodes, seed {res.seed}, {mode}); "
           f"mean episode length {res.length_mean:.1f} steps (horizon {res.horizon})")
     if res.training_return is not None:
         print(f"  the run's own evaluation episodes: its last evaluation return was {res.training_return:.2f}")

@@ -31,19 +31,23 @@ if TYPE_CHECKING:
 
 
 @functools.lru_cache(maxsize=64)
-def make_episode_evaluator(env: BraxEnv, hidden: tuple[int, ...], activation: str, horizon: int) -> Callable:
+def make_episode_evaluator(env: BraxEnv, hidden: tuple[int, ...], activation: str, horizon: int,
+                           sample: bool = False) -> Callable:
     """Jitted ``evaluate(policy_params, stats, keys) -> (returns[episodes], lengths[episodes])``.
 
     The deterministic policy, as in :func:`gradgym.agents.base.make_evaluator`
     (same rollout, same return). ``lengths[i]`` is the number of steps episode
     ``i`` lasted: up to and including the step that terminated or truncated it,
     or ``horizon`` if it ran on (the rollout's ``alive`` mask summed).
+    ``sample=True`` acts with the policy's sampled (tanh-Gaussian) action
+    instead of its mean, the noise of step ``t`` drawn from that step's key of
+    :func:`gradgym.envs.rollout` (so it is fixed by the episode key).
     """
     _, policy_fn = policy_net(env.action_size, tuple(hidden), activation)
 
-    def act(p, obs, _key):
+    def act(p, obs, key):
         params, stats = p
-        return policy_fn(params, normalize(stats, obs), None)
+        return policy_fn(params, normalize(stats, obs), key if sample else None)
 
     def one(params, stats, key):
         ret, traj = rollout(env, act, (params, stats), key, horizon)
@@ -72,6 +76,7 @@ class EvalResult:
         lengths: per-episode lengths in env steps.
         seed: the seed the episode keys came from (:func:`gradgym.agents.base.eval_keys`).
         horizon: the step limit of each episode.
+        sample: whether the policy acted with sampled actions (``False``: its deterministic action).
         return_mean: mean return, computed as the trainer scores an evaluation point.
         return_ci95: half-width of the 95% interval of the mean return (``nan`` for one episode).
         length_mean: mean episode length.
@@ -83,6 +88,7 @@ class EvalResult:
     lengths: np.ndarray
     seed: int
     horizon: int
+    sample: bool
     return_mean: float
     return_ci95: float
     length_mean: float
@@ -103,8 +109,9 @@ def check_episodes(episodes: Any) -> int:
     return int(episodes)
 
 
-def evaluate_policy(policy: LoadedPolicy, episodes: int | None = None, seed: int | None = None) -> EvalResult:
-    """Runs ``policy``'s deterministic action on ``episodes`` fixed episodes.
+def evaluate_policy(policy: LoadedPolicy, episodes: int | None = None, seed: int | None = None,
+                    sample: bool = False) -> EvalResult:
+    """Runs ``policy``'s deterministic action (or, with ``sample``, its sampled one) on ``episodes`` fixed episodes.
 
     Args:
         policy: from :func:`gradgym.agents.policy_io.load_policy`.
@@ -112,20 +119,28 @@ def evaluate_policy(policy: LoadedPolicy, episodes: int | None = None, seed: int
         seed: seed of the episode keys; ``None`` = the run's seed. With both left
             at ``None`` these are the training run's own evaluation episodes, so
             ``return_mean`` equals the last point of its learning curve.
+        sample: act with actions sampled from the policy's distribution, as in
+            training, instead of its mean action (the trainer scores the mean).
+            The noise comes from the episode keys, so a rerun gives the same returns;
+            the gap to the deterministic score says how much the run's learning
+            curve owes to the choice of the mean action.
 
     Raises:
-        ValueError: ``episodes`` is not a positive int, or ``seed`` not an int >= 0.
+        ValueError: ``episodes`` is not a positive int, ``seed`` not an int >= 0, or
+            ``sample`` not a bool.
     """
+    if not isinstance(sample, bool):
+        raise ValueError(f"sample must be True or False, got {sample!r}.")
     episodes = policy.config.eval_episodes if episodes is None else check_episodes(episodes)
     if seed is None:
         seed = policy.seed
     elif not is_int(seed, 0, numpy_ok=True):
         raise ValueError(f"seed must be an int >= 0, got {seed!r}.")
-    returns, lengths = policy.episodes(eval_keys(int(seed), episodes))
+    returns, lengths = policy.episodes(eval_keys(int(seed), episodes), sample=sample)
     returns = np.asarray(returns, np.float64)
     mean, ci = mean_ci95(returns)
-    own = seed == policy.seed and episodes == policy.config.eval_episodes
+    own = seed == policy.seed and episodes == policy.config.eval_episodes and not sample
     curve = policy.header.get("curve", {}).get("returns") or [None]
-    return EvalResult(returns=returns, lengths=np.asarray(lengths, np.int64), seed=int(seed), horizon=policy.horizon,
+    return EvalResult(returns=returns, lengths=np.asarray(lengths, np.int64), seed=int(seed), horizon=policy.horizon, sample=sample,
                       return_mean=mean, return_ci95=ci, length_mean=float(np.mean(lengths)),
                       training_return=curve[-1] if own else None)

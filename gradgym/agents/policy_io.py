@@ -90,8 +90,9 @@ class LoadedPolicy:
         stats: observation statistics (``None`` for sb3).
         act: ``act(obs) -> action``: the deterministic action on numpy observations,
             one ``(obs_size,)`` or a batch ``(n, obs_size)``.
-        rollout: ``rollout(keys, horizon) -> (returns, lengths)``, one episode per key, as the
-            trainer evaluates (the JAX evaluator or, for sb3, its numpy loop).
+        rollout: ``rollout(keys, horizon, sample=False) -> (returns, lengths)``, one episode per
+            key, as the trainer evaluates (the JAX evaluator or, for sb3, its numpy loop);
+            ``sample=True``: with sampled actions instead of the mean action.
     """
 
     agent: str
@@ -103,16 +104,16 @@ class LoadedPolicy:
     params: Any
     stats: RunningStats | None
     act: Callable[[np.ndarray], np.ndarray]
-    rollout: Callable[[jax.Array, int], tuple[np.ndarray, np.ndarray]]
+    rollout: Callable[..., tuple[np.ndarray, np.ndarray]]
 
     @property
     def horizon(self) -> int:
         """The run's evaluation horizon (its ``eval_horizon``, else the episode length)."""
         return eval_horizon(self.env, self.config.eval_horizon)
 
-    def episodes(self, keys: jax.Array) -> tuple[np.ndarray, np.ndarray]:
-        """``(returns, lengths)`` of one episode per key, ``horizon`` steps at most."""
-        returns, lengths = self.rollout(keys, self.horizon)
+    def episodes(self, keys: jax.Array, sample: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """``(returns, lengths)`` of one episode per key, ``horizon`` steps at most (``sample``: sampled actions)."""
+        returns, lengths = self.rollout(keys, self.horizon, sample)
         return np.asarray(returns), np.asarray(lengths)
 
 
@@ -143,9 +144,12 @@ def load_policy(path: str | os.PathLike) -> LoadedPolicy:
         predict = sb3.predict_fn(model)
         params = {k: v.detach().cpu().numpy() for k, v in model.policy.state_dict().items()}
 
-        def rollout_sb3(keys: jax.Array, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+        def rollout_sb3(keys: jax.Array, horizon: int, sample: bool = False) -> tuple[np.ndarray, np.ndarray]:
             with sb3.one_torch_thread():  # as in training: identical floats
-                return sb3.rollout_numpy(env, predict, keys, horizon)
+                if not sample:
+                    return sb3.rollout_numpy(env, predict, keys, horizon)
+                with sb3.torch_seeded(keys):  # torch draws the noise: seeded from the episode keys
+                    return sb3.rollout_numpy(env, sb3.predict_fn(model, deterministic=False), keys, horizon)
 
         def act_sb3(obs: np.ndarray) -> np.ndarray:
             obs = np.asarray(obs, np.float32)
@@ -160,8 +164,9 @@ def load_policy(path: str | os.PathLike) -> LoadedPolicy:
     state, _ = load_checkpoint(file, agent.init(jax.random.PRNGKey(seed)), {})
     params, stats = agent.policy_params(state)
 
-    def rollout_jax(keys: jax.Array, horizon: int) -> tuple[np.ndarray, np.ndarray]:
-        returns, lengths = make_episode_evaluator(env, cfg.hidden, cfg.activation, horizon)(params, stats, keys)
+    def rollout_jax(keys: jax.Array, horizon: int, sample: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        evaluate = make_episode_evaluator(env, cfg.hidden, cfg.activation, horizon, sample)
+        returns, lengths = evaluate(params, stats, keys)
         return np.asarray(returns), np.asarray(lengths)
 
     return LoadedPolicy(**common, params=params, stats=stats, act=NumpyPolicy(env, cfg.hidden, cfg.activation,

@@ -110,6 +110,17 @@ def evaluate_numpy(env: BraxEnv, policy: Callable[[np.ndarray], np.ndarray], key
 
 
 @contextlib.contextmanager
+def torch_seeded(keys: jax.Array) -> Iterator[None]:
+    """Seeds torch's generator from the JAX ``keys`` (restored on exit): sampled actions repeat with the keys."""
+    import torch
+
+    seed = int(jax.random.randint(jax.random.fold_in(keys[0], len(keys)), (), 0, 2**31 - 1))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+@contextlib.contextmanager
 def one_torch_thread() -> Iterator[None]:
     """Runs torch on one intra-op thread (restored on exit).
 
@@ -147,11 +158,12 @@ def make_model(env: BraxEnv, cfg: Sb3Config, seed: int) -> tuple[Any, Any]:
     return model, venv
 
 
-def predict_fn(model: Any) -> Callable[[np.ndarray], np.ndarray]:
-    """``policy(obs[n, d]) -> actions[n, a]``: the model's deterministic action (float32, clipped to the space)."""
+def predict_fn(model: Any, deterministic: bool = True) -> Callable[[np.ndarray], np.ndarray]:
+    """``policy(obs[n, d]) -> actions[n, a]``: the model's deterministic action (float32, clipped to the space);
+    ``deterministic=False``: an action sampled from the policy (torch's generator draws the noise)."""
 
     def policy(obs: np.ndarray) -> np.ndarray:
-        return np.asarray(model.predict(np.asarray(obs, np.float32), deterministic=True)[0], np.float32)
+        return np.asarray(model.predict(np.asarray(obs, np.float32), deterministic=deterministic)[0], np.float32)
 
     policy.model = model  # type: ignore[attr-defined]
     return policy

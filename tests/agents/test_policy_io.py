@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from gradgym.agents import AGENTS, get_agent, train
-from gradgym.agents.base import eval_keys, make_evaluator
+from gradgym.agents.base import eval_keys, make_evaluator, policy_net
 from gradgym.agents.checkpoint import CheckpointError, env_options, save_checkpoint
 from gradgym.agents.evaluation import evaluate_policy
+from gradgym.agents.normalize import normalize
 from gradgym.agents.policy_io import load_policy
 from gradgym.agents.sb3 import rollout_numpy
 from gradgym.agents.trainer import build_agent
@@ -82,6 +83,44 @@ def test_eval_equals_the_trainers_evaluation_bit_for_bit(ppo_run, ppo_policy):
     assert not np.array_equal(other.returns, res.returns) or not np.array_equal(other.lengths, res.lengths)
 
 
+class _SampledLoop:
+    """The policy's sampled action in a plain loop: step ``t`` of episode ``i`` draws its noise from the
+    ``t``-th of ``split(split(key_i)[1], horizon)``, the keys :func:`gradgym.envs.rollout` gives the policy."""
+
+    def __init__(self, policy, keys):
+        _, fn = policy_net(policy.env.action_size, policy.config.hidden, policy.config.activation)
+        self._step_keys = [jax.random.split(jax.random.split(k)[1], policy.horizon) for k in keys]
+        self._act = jax.jit(jax.vmap(lambda o, k: fn(policy.params, normalize(policy.stats, o), k)))
+        self.t = 0
+
+    def __call__(self, obs):
+        keys = jnp.stack([ks[self.t] for ks in self._step_keys])
+        self.t += 1
+        return np.asarray(self._act(jnp.asarray(obs), keys))
+
+
+def test_sampled_eval_draws_the_rollouts_noise_and_repeats(ppo_policy, capsys, tmp_path):
+    """``sample=True`` scores the sampled policy: equal to a plain loop that samples with the rollout's per-step
+    keys, bit-identical on a rerun, different from the mean action, never reported as the run's own score."""
+    p = ppo_policy
+    det = evaluate_policy(p)
+    res = evaluate_policy(p, sample=True)
+    assert res.sample and not det.sample and res.training_return is None and det.training_return is not None
+    np.testing.assert_array_equal(evaluate_policy(p, sample=True).returns, res.returns)
+    assert not np.array_equal(res.returns, det.returns)
+    keys = eval_keys(SEED, FAST["eval_episodes"])
+    loop_returns, loop_lengths = rollout_numpy(p.env, _SampledLoop(p, keys), keys, p.horizon)
+    np.testing.assert_array_equal(res.lengths, loop_lengths)
+    np.testing.assert_allclose(res.returns, loop_returns, rtol=1e-5)
+    with pytest.raises(ValueError, match="sample must be True or False, got 'yes'"):
+        evaluate_policy(p, sample="yes")
+    out = tmp_path / "sampled.json"
+    assert main(["eval", "--checkpoint", str(p.path), "--sample", "--out", str(out)]) == 0
+    assert "sampled actions" in capsys.readouterr().out
+    doc = json.loads(out.read_text())
+    assert doc["sample"] is True and doc["returns"] == [float(r) for r in res.returns]
+
+
 def test_eval_cli_prints_and_writes_json(ppo_run, tmp_path, capsys):
     d, summary = ppo_run
     out = tmp_path / "eval.json"
@@ -92,6 +131,7 @@ def test_eval_cli_prints_and_writes_json(ppo_run, tmp_path, capsys):
     assert doc["agent"] == "ppo" and doc["run_seed"] == doc["seed"] == SEED and doc["env_steps"] == 2048
     printed = capsys.readouterr().out
     assert f"return {doc['return_mean']:.2f} ±" in printed and "mean episode length" in printed
+    assert "deterministic action" in printed and doc["sample"] is False
 
 
 def test_render_checkpoint_html_gif_mp4(ppo_run, ppo_policy, tmp_path):
@@ -123,6 +163,9 @@ def test_sb3_checkpoint_eval_and_logs(tmp_path, pend):
     assert res.lengths.shape == (2,) and res.lengths.max() <= 100
     obs = np.zeros((3, pend.observation_size), np.float32)
     np.testing.assert_array_equal(policy.act(obs), result.policy(obs))
+    sampled = evaluate_policy(policy, sample=True)  # torch's noise, seeded from the episode keys
+    np.testing.assert_array_equal(evaluate_policy(policy, sample=True).returns, sampled.returns)
+    assert sampled.training_return is None and not np.array_equal(sampled.returns, res.returns)
     run = tmp_path / "logs" / "sb3-inverted_pendulum-seed2"
     rows = read_csv(run)
     assert [(s, v) for tag, s, v in rows if tag == "eval/return"] == list(

@@ -121,6 +121,30 @@ def test_sampled_eval_draws_the_rollouts_noise_and_repeats(ppo_policy, capsys, t
     assert doc["sample"] is True and doc["returns"] == [float(r) for r in res.returns]
 
 
+def test_sampled_eval_script_scores_every_checkpoint_both_ways(ppo_run, ppo_policy, tmp_path):
+    """scripts/diag_sampled_eval.py scores each kept checkpoint with the mean action and sampled actions, as
+    evaluate_policy does, and plots the stored scores."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "diag_sampled_eval.py"
+    spec = importlib.util.spec_from_file_location("diag_sampled_eval", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    d, summary = ppo_run
+    out = tmp_path / "s.json"
+    episodes = str(FAST["eval_episodes"])  # the compiled evaluators of the tests above
+    assert script.main(["measure", str(d / "ck"), "--episodes", episodes, "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["label"] == f"ppo, seed {SEED}" and [p["env_steps"] for p in doc["points"]] == [1024, 2048]
+    last = doc["points"][-1]
+    assert last["mean"]["return_mean"] == pytest.approx(summary["curve"]["returns"][-1], abs=0.01)
+    assert last["sampled"]["returns"] == pytest.approx(evaluate_policy(ppo_policy, sample=True).returns, abs=0.01)
+    assert 0.0 <= last["sampled"]["ended_early"] <= 1.0
+    assert script.main(["plot", str(out), str(out), "--out", str(tmp_path / "s.png")]) == 0
+    assert (tmp_path / "s.png").stat().st_size > 10_000
+
+
 def test_eval_cli_prints_and_writes_json(ppo_run, tmp_path, capsys):
     d, summary = ppo_run
     out = tmp_path / "eval.json"

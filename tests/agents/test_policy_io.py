@@ -1,4 +1,4 @@
-"""Trained policies from checkpoints: `gradgym eval` (bit-identical to the trainer's evaluation), `gradgym render
+"""Trained policies from checkpoints: `gradgym eval` (bit-identical to the trainer's evaluation; `--sample`), `gradgym render
 --checkpoint` (HTML, GIF, MP4), SB3 checkpoints, bad input; and `gradgym train --out/--log-dir`'s files."""
 
 import json

@@ -25,6 +25,7 @@ import numpy as np
 from gradgym.agents import get_agent
 from gradgym.agents.base import NumpyPolicy, eval_horizon
 from gradgym.agents.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, read_header
+from gradgym.agents.config import from_dict
 from gradgym.agents.normalize import RunningStats
 from gradgym.envs.core import BraxEnv, make
 
@@ -133,7 +134,9 @@ def load_policy(path: str | os.PathLike) -> LoadedPolicy:
     try:
         info = get_agent(name)
         env = env_from_options(options)
-        cfg = info.default_config(env.robot, header["config"])
+        # The header holds every field but the RECORDED_IF_SET ones at their class default: rebuild from the
+        # class defaults only, so a robot default changed since the run was written does not change its config.
+        cfg = from_dict(info.load().config_class, header["config"])
     except (ValueError, TypeError, KeyError) as e:
         raise CheckpointError(f"Checkpoint {str(file)!r} names a run this gradgym cannot rebuild: {e}") from None
     common = {"agent": name, "env": env, "config": cfg, "seed": seed, "header": header, "path": file}

@@ -224,6 +224,23 @@ def test_every_agents_checkpoint_restores_its_policy(agent, tmp_path):
     assert n == 1 + min(4, int(res.lengths[0]))
 
 
+def test_a_robot_default_changed_later_does_not_change_a_checkpoint(tmp_path, monkeypatch):
+    """A field added after checkpoints were first written stays out of the header at its class default; when a
+    robot's default for it changes later (as SHAC's ant defaults did), the old checkpoint still loads as trained."""
+    from gradgym.agents import shac
+
+    env = make("inverted_pendulum", episode_length=50)
+    cfg = get_agent("shac").default_config(env.robot, {**TINY, **TINY_AGENT["shac"]})
+    assert "critic_ensemble" not in cfg.to_dict() and "adaptive_horizon" not in cfg.to_dict()
+    built = build_agent("shac", env, cfg.program_config())
+    header = {"agent": "shac", "config": cfg.to_dict(), "env": env_options(env), "seed": 3, "iteration": 1}
+    save_checkpoint(tmp_path / "ckpt_00000001.gradgym", built.init(jax.random.PRNGKey(3)), header)
+    monkeypatch.setitem(shac.ROBOT_DEFAULTS, "inverted_pendulum", {"critic_ensemble": 2, "adaptive_horizon": True})
+    assert get_agent("shac").default_config(env.robot, header["config"]).critic_ensemble == 2  # the new default
+    policy = load_policy(tmp_path)
+    assert policy.config == cfg and policy.config.critic_ensemble == 1 and not policy.config.adaptive_horizon
+
+
 def test_bad_input_gets_named_errors(ppo_run, ppo_policy, tmp_path, capsys):
     d, _ = ppo_run
     good = sorted((d / "ck").glob("ckpt_*.gradgym"))[-1].read_bytes()

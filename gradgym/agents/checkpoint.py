@@ -150,10 +150,19 @@ def load_checkpoint(path: str | os.PathLike, template: Any, expect: dict[str, An
     """
     header, body = read_header(path)
     for k, v in expect.items():
-        if header.get(k) != v:
+        got = header.get(k)
+        if got != v:
+            if isinstance(got, dict) and isinstance(v, dict):  # name the fields that differ, not two whole dicts
+                absent = "<absent: the class default>"
+                fields = ", ".join(f"{f!r} is {got.get(f, absent)!r} in the file but {v.get(f, absent)!r} here"
+                                   for f in sorted(set(got) | set(v)) if got.get(f, absent) != v.get(f, absent))
+                what = f"its {k} differs: {fields}"
+            else:
+                what = f"{k} is {got!r} in the file but {v!r} here"
             raise CheckpointError(
-                f"Checkpoint {str(path)!r} does not match this run: {k} is {header.get(k)!r} in the file but "
-                f"{v!r} here; resume with the same agent, env, config and seed, or use a fresh checkpoint_dir."
+                f"Checkpoint {str(path)!r} does not match this run: {what}; resume with the same agent, env, "
+                "config and seed (pass the file's values, e.g. --config, where a default has changed since), or "
+                "use a fresh checkpoint_dir."
             )
     try:
         raw = serialization.msgpack_restore(body)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -60,7 +61,8 @@ def measure(args: argparse.Namespace) -> int:
               f"(ended early {m['ended_early']:.0%}) | sampled {s['return_mean']:9.1f} ± {s['return_ci95']:7.1f} "
               f"(ended early {s['ended_early']:.0%})", flush=True)
     doc = {"label": args.label or f"{rows[0]['agent']}, seed {rows[0]['seed']}", "episodes": args.episodes,
-           "command": " ".join(["python", "scripts/diag_sampled_eval.py", *sys.argv[1:]]), "points": rows}
+           "command": shlex.join(["python", "scripts/diag_sampled_eval.py", *sys.argv[1:]]),
+           "run_command": args.run_command, "points": rows}
     atomic_write(args.out, (json.dumps(doc) + "\n").encode())
     print(f"Wrote {args.out}: {len(rows)} checkpoints")
     return 0
@@ -94,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--episodes", type=int, default=32, help="episodes per score (default 32)")
     m.add_argument("--out", required=True, help="JSON to write")
     m.add_argument("--label", default=None, help="legend label (default '<agent>, seed <S>')")
+    m.add_argument("--run-command", default=None, help="the training command of the run, stored with the scores")
     m.set_defaults(func=measure)
     p = sub.add_parser("plot", help="plot stored measurements side by side")
     p.add_argument("measurements", nargs="+", help="JSON files written by measure")

@@ -3,7 +3,8 @@
 - An ensemble of ``E`` value networks stored as one parameter pytree whose
   leaves have a leading axis ``E`` (``jax.vmap`` of ``init`` over ``E`` keys);
   its value is the minimum over the members (:func:`min_over_members`, AHAC's
-  pessimistic bootstrap), and each member regresses on the same targets
+  pessimistic bootstrap) or their mean (:func:`mean_over_members`, no
+  pessimism), and each member regresses on the same targets
   (:func:`gradgym.agents.losses.ensemble_critic_loss`).
 - Fitting "until the loss stops falling" (:func:`fit_until_plateau`): the
   regression passes of one iteration end after the first pass whose mean
@@ -29,6 +30,11 @@ def init_members(init: Callable, key: jax.Array, example: jax.Array, members: in
 def min_over_members(value_apply: Callable, params: Any, obs_n: jax.Array) -> jax.Array:
     """``value_apply`` of every member of a stacked ensemble on ``obs_n``, reduced by the minimum over members."""
     return jnp.min(jax.vmap(value_apply, in_axes=(0, None))(params, obs_n), axis=0)
+
+
+def mean_over_members(value_apply: Callable, params: Any, obs_n: jax.Array) -> jax.Array:
+    """``value_apply`` of every member of a stacked ensemble on ``obs_n``, averaged over members."""
+    return jnp.mean(jax.vmap(value_apply, in_axes=(0, None))(params, obs_n), axis=0)
 
 
 def fit_until_plateau(epoch: Callable, carry: Any, keys: jax.Array, tol: float) -> tuple[Any, jax.Array, jax.Array]:

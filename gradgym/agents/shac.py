@@ -64,7 +64,7 @@ from gradgym.agents.config import (
     check_float,
     check_int,
 )
-from gradgym.agents.critic import fit_until_plateau, init_members, min_over_members
+from gradgym.agents.critic import fit_until_plateau, init_members, mean_over_members, min_over_members
 from gradgym.agents.horizon import (
     HorizonControl,
     horizon_levels,
@@ -122,7 +122,9 @@ class ShacConfig(CommonConfig):
         critic_ensemble: critics trained side by side, each from its own
             initialisation and on the same targets (the loss is the mean of the
             members'); the actor's bootstrap and the TD(lambda) targets use the
-            minimum over the members (AHAC's). 1: a single critic (the paper's).
+            minimum over the members (AHAC's; ``critic_reduce``). 1: a single critic (the paper's).
+        critic_reduce: how an ensemble's members make one value: ``"min"`` (AHAC's pessimistic
+            bootstrap) or ``"mean"`` (their average, no pessimism).
         critic_layernorm: LayerNorm (flax's) after each hidden layer of the critic, before its activation.
         target_network: ``True`` (the paper's): bootstrap and targets from the
             target critic ``V'``, soft-updated with ``target_alpha``. ``False``
@@ -176,6 +178,7 @@ class ShacConfig(CommonConfig):
     critic_windows: int = 1
     critic_ensemble: int = 1
     critic_layernorm: bool = False
+    critic_reduce: str = "min"
     target_network: bool = True
     critic_early_stop: bool = False
     critic_stop_tol: float = 0.01
@@ -191,7 +194,7 @@ class ShacConfig(CommonConfig):
     dtype: str = "float32"
 
     # the critic options came after checkpoints: at their defaults they stay out of config headers
-    RECORDED_IF_SET = ("critic_ensemble", "critic_layernorm", "target_network", "critic_early_stop",
+    RECORDED_IF_SET = ("critic_ensemble", "critic_layernorm", "critic_reduce", "target_network", "critic_early_stop",
                        "critic_stop_tol", "adaptive_horizon", "horizon_max", "horizon_grad_limit", "horizon_lr",
                        "horizon_split_envs")
 
@@ -226,6 +229,7 @@ class ShacConfig(CommonConfig):
         for name in ("critic_layernorm", "target_network", "critic_early_stop"):
             check_bool(name, getattr(self, name))
         check_float("critic_stop_tol", self.critic_stop_tol, 0.0, 1.0)
+        check_choice("critic_reduce", self.critic_reduce, ("min", "mean"))
         self._check_adaptive_horizon()
         check_actor_critic(self)
         check_choice("dtype", self.dtype, DTYPES)
@@ -412,8 +416,9 @@ class Shac:
         self._policy_fn = policy_net(env.action_size, config.hidden, config.activation)[1]
         self.value = MLP((*config.value_hidden, 1), config.activation, layer_norm=config.critic_layernorm)
         ensemble = config.critic_ensemble > 1
-        # the critic's value: the one network, or the minimum over the members of the ensemble
-        self.value_apply = functools.partial(min_over_members, self.value.apply) if ensemble else self.value.apply
+        # the critic's value: the one network, or the minimum (or mean) over the members of the ensemble
+        reduce = min_over_members if config.critic_reduce == "min" else mean_over_members
+        self.value_apply = functools.partial(reduce, self.value.apply) if ensemble else self.value.apply
         iters = num_iterations(config.total_steps, self.steps_per_iter)
         critic_updates = iters * config.critic_iterations * config.critic_minibatches
         sched = config.lr_schedule

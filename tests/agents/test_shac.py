@@ -133,6 +133,7 @@ def test_shac_resume_is_bit_identical(shac_run, pend, tmp_path):
         ("lr_schedule", "cosine"),
         ("critic_ensemble", 0),
         ("critic_layernorm", "yes"),
+        ("critic_reduce", "max"),
         ("target_network", 1),
         ("critic_early_stop", None),
         ("critic_stop_tol", -0.1),

@@ -61,6 +61,9 @@ def test_ensemble_bootstrap_and_targets_match_plain_loop(recipe):
     ends[-1] = 1.0
     want = np.stack([lambda_return_loop(w.reward[:, i], want_v[:, i], ends[:, i], 0.99, 0.95) for i in range(N)], 1)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    mean = Shac(agent.env, ShacConfig(**TINY, **RECIPE, critic_reduce="mean"))  # the members' average instead
+    np.testing.assert_allclose(np.asarray(mean.value_apply(ts0.target, obs_n))[..., 0], values.mean(0), rtol=1e-5,
+                               atol=1e-6)
 
 
 def test_ensemble_loss_is_the_members_mean(recipe):
@@ -131,7 +134,7 @@ def test_config_headers_record_the_new_fields_only_when_set():
     default = ShacConfig(**TINY)
     assert not set(NEW_FIELDS) & set(default.to_dict())
     assert from_dict(ShacConfig, default.to_dict()) == default
-    for name, value in {"critic_ensemble": 2, "critic_layernorm": True, "target_network": False,
+    for name, value in {"critic_ensemble": 2, "critic_layernorm": True, "critic_reduce": "mean", "target_network": False,
                         "critic_early_stop": True, "critic_stop_tol": 0.1}.items():
         cfg = ShacConfig(**TINY, **{name: value})
         assert cfg.to_dict()[name] == value and not (set(NEW_FIELDS) - {name}) & set(cfg.to_dict())

@@ -305,7 +305,7 @@ ROBOT_DEFAULTS: dict[str, dict[str, Any]] = {
     # horizon 8 (nothing at 600k), Adam's default betas (3-seed mean 1,537 at 800k of 2M, default 1,633).
     "halfcheetah": {"horizon": 4, "num_envs": 256},
     # Ant: at H=32 (also what --horizon auto picks) it stays at the survive bonus for 300k steps; the
-    # halfcheetah setting walks: 3,801 +- 1,828 at 3M over seeds 0-4 (1,914 to 6,404; PPO: 7,394). The
+    # halfcheetah setting walks: 3,801 +- 1,828 at 3M over seeds 0-4 (1,914 to 6,404; PPO: 7,350). The
     # adaptive window at a fixed cost per update (32 steps on 32 robots while the gradient stays under 10,
     # down to 4 steps on 256 as the robot speeds up): 6,455 +- 1,750 over seeds 0-5 (4,835 to 8,946), best
     # 7,916 on average; docs/experiments.md, 2026-12-06.

@@ -23,6 +23,7 @@ from gradgym.envs import make
 from gradgym.envs.render import gif_frame_ms
 from tests.agents.conftest import FAST
 from tests.agents.test_logs import read_csv, read_events
+from tests.scripts_loader import load_script
 
 PPO_CFG = {**FAST, "num_evals": 2, "total_steps": 4 * 512}
 SB3_CFG = {"eval_episodes": 2, "num_evals": 2, "total_steps": 2048, "hidden": (16,)}
@@ -124,13 +125,7 @@ def test_sampled_eval_draws_the_rollouts_noise_and_repeats(ppo_policy, capsys, t
 def test_sampled_eval_script_scores_every_checkpoint_both_ways(ppo_run, ppo_policy, tmp_path):
     """scripts/diag_sampled_eval.py scores each kept checkpoint with the mean action and sampled actions, as
     evaluate_policy does, and plots the stored scores."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "scripts" / "diag_sampled_eval.py"
-    spec = importlib.util.spec_from_file_location("diag_sampled_eval", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("diag_sampled_eval.py")
     d, summary = ppo_run
     out = tmp_path / "s.json"
     episodes = str(FAST["eval_episodes"])  # the compiled evaluators of the tests above

@@ -6,7 +6,6 @@ final -10 / -12 / -11; shac with empty metrics, so everything comes from the
 curve); a manifest that also plans reacher ppo, which is not stored.
 """
 
-import importlib.util
 import itertools
 import json
 import shutil
@@ -17,9 +16,10 @@ import pytest
 
 from gradgym.agents.results_page import ResultsError, load_results, write_results_page
 from gradgym.agents.stats import bootstrap_ci
+from tests.scripts_loader import SCRIPTS_DIR, load_script
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "results_page"
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "results_page.py"
+SCRIPT = SCRIPTS_DIR / "results_page.py"
 
 
 def exact_percentile_ci(values: list[float]) -> tuple[float, float]:
@@ -114,9 +114,7 @@ def test_malformed_json_names_the_file(tmp_path, capsys):
     bad.write_text('{"agent": "ppo", "robot": ')
     with pytest.raises(ResultsError, match="broken-run.json: not valid JSON"):
         load_results(tmp_path / "res")
-    spec = importlib.util.spec_from_file_location("results_page_script", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script(SCRIPT)
     assert script.main(["--results", str(tmp_path / "res"), "--out", str(tmp_path / "results.md")]) == 2
     assert "broken-run.json" in capsys.readouterr().err
     assert not (tmp_path / "results.md").exists()

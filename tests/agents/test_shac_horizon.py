@@ -185,14 +185,11 @@ def test_adaptive_shac_learns_pendulum(adaptive_run):
 def test_trace_script_stores_and_plots_the_window(adaptive_run, adaptive_logs, tmp_path):
     """scripts/horizon_trace.py keeps the run's logged window per iteration (as the run's history has it) and its
     evaluations, and plots the stored traces."""
-    import importlib.util
     import json
-    from pathlib import Path
 
-    script_path = Path(__file__).resolve().parents[2] / "scripts" / "horizon_trace.py"
-    spec = importlib.util.spec_from_file_location("horizon_trace", script_path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    from tests.scripts_loader import load_script
+
+    script = load_script("horizon_trace.py")
     _, result = adaptive_run
     (run_dir,) = [p.parent for p in adaptive_logs.glob("*/scalars.csv")]
     out = tmp_path / "t.json"

@@ -1,10 +1,11 @@
 """Runs a ``scripts/fig*.py`` in quick mode in this process and checks what it wrote (test_scripts.py, test_ant.py)."""
 
-import importlib.util
 import json
 from pathlib import Path
 
-SCRIPTS = sorted((Path(__file__).resolve().parents[2] / "scripts").glob("fig*.py"))
+from tests.scripts_loader import SCRIPTS_DIR, load_script
+
+SCRIPTS = sorted(SCRIPTS_DIR.glob("fig*.py"))
 
 ANT_FLOAT64 = ("fig2_ant_landscape", "fig2x_ant_estimators", "fig5_ant_spectrum")
 """Scripts whose quick modes compile the same float64 Ant programs as test_ant.py and ``gradgym diagnose
@@ -13,16 +14,9 @@ Jacobians). They run in test_ant.py, so that each of those programs compiles onc
 two modules may run on different workers, which share no compiled code."""
 
 
-def _load(path: Path):
-    spec = importlib.util.spec_from_file_location(f"_gradgym_script_{path.stem}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def run_quick(path: Path, out: Path) -> None:
     """``main(["--quick", "--out", out])`` returns 0 and writes JSON (with ``"quick": true``) and non-trivial PNGs."""
-    mod = _load(path)
+    mod = load_script(path)
     assert mod.main(["--quick", "--out", str(out)]) == 0
     pngs = list(out.glob("*.png"))
     jsons = list(out.glob("*.json"))

@@ -261,13 +261,19 @@ def test_bad_split_configs_name_the_field(overrides, field):
         get_agent("shac").default_config("reacher", {"horizon_split_envs": True, **overrides})
 
 
-def test_ant_defaults_to_the_split_adaptive_window():
-    """Ant's SHAC default is the adaptive window at a fixed cost per update; the fixed window is one field away,
-    and a window that cannot reach horizon_max says how to get the fixed one."""
+def test_ant_defaults_to_the_split_adaptive_window_and_the_mean_of_three_critics():
+    """Ant's SHAC default is the adaptive window at a fixed cost per update, bootstrapped from the mean of an
+    ensemble of 3 LayerNorm critics; the fixed window and the single critic are fields away, and a window that
+    cannot reach horizon_max says how to get the fixed one."""
     shac = get_agent("shac")
     cfg = shac.default_config("ant")
     assert (cfg.adaptive_horizon, cfg.horizon_split_envs, cfg.horizon, cfg.horizon_max, cfg.num_envs) == \
         (True, True, 4, 32, 256)
+    assert (cfg.critic_ensemble, cfg.critic_layernorm, cfg.critic_reduce, cfg.target_network) == (3, True, "mean", True)
+    assert {"critic_ensemble": 3, "critic_layernorm": True, "critic_reduce": "mean"}.items() <= cfg.to_dict().items()
+    single = shac.default_config("ant", {"critic_ensemble": 1, "critic_layernorm": False})
+    assert single.critic_ensemble == 1 and "critic_ensemble" not in single.to_dict()
+    assert shac.default_config("halfcheetah").critic_ensemble == 1
     fixed = shac.default_config("ant", {"adaptive_horizon": False, "horizon_split_envs": False})
     assert not fixed.adaptive_horizon and fixed.horizon == 4
     assert not shac.default_config("halfcheetah").adaptive_horizon

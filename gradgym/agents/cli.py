@@ -162,17 +162,23 @@ def join_processes(args: argparse.Namespace) -> None:
         distributed.initialize(*layout)
 
 
+def train_overrides(args: argparse.Namespace) -> dict:
+    """The config fields a ``gradgym train`` command line sets: ``--config``, then ``--budget`` and ``--horizon``."""
+    cfg = _overrides(args.config)
+    if args.budget is not None:
+        cfg["total_steps"] = args.budget
+    if args.horizon is not None:
+        cfg["horizon"] = args.horizon
+    return cfg
+
+
 def run_train(args: argparse.Namespace) -> int:
     join_processes(args)  # before anything else touches JAX
     from gradgym.agents.trainer import train
     from gradgym.envs.core import make
     from gradgym.envs.robots import get_robot
 
-    cfg = _overrides(args.config)
-    if args.budget is not None:
-        cfg["total_steps"] = args.budget
-    if args.horizon is not None:
-        cfg["horizon"] = args.horizon
+    cfg = train_overrides(args)
     env = make(args.env, episode_length=args.episode_length or get_robot(args.env).max_episode_steps,
                grad_path=args.grad_path)
     result = train(args.agent, env, cfg, args.seed, checkpoint_dir=args.checkpoint_dir, resume=args.resume,

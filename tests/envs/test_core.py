@@ -366,9 +366,7 @@ def test_float32_env_under_64bit_jax_computes_in_float32():
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
     def obs_sum(a):  # differentiable through three steps
-        state = env.reset(jax.random.PRNGKey(1))
-        for _ in range(3):
-            state = env.step(state, a)
+        state, _ = jax.lax.scan(lambda s, _: (env.step(s, a), None), env.reset(jax.random.PRNGKey(1)), None, 3)
         return jnp.sum(state.obs)
 
     g_plain = jax.jit(jax.grad(obs_sum))(action)

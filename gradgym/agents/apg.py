@@ -20,8 +20,16 @@ from typing import Any
 import jax
 
 from gradgym.agents.base import GradientState as ApgState
-from gradgym.agents.base import apply_finite_update, init_train_state, make_optimizer, observe, policy_net
-from gradgym.agents.config import CommonConfig, check_bool, check_choice, check_float, check_int
+from gradgym.agents.base import (
+    apply_finite_update,
+    init_train_state,
+    make_optimizer,
+    num_iterations,
+    observe,
+    policy_net,
+    scheduled_lr,
+)
+from gradgym.agents.config import LR_SCHEDULES, CommonConfig, check_bool, check_choice, check_float, check_int
 from gradgym.agents.losses import apg_loss
 from gradgym.agents.normalize import RunningStats
 from gradgym.envs.core import BraxEnv
@@ -38,15 +46,21 @@ class ApgConfig(CommonConfig):
         truncation: ``stop_gradient`` on the env state every this many steps
             inside a window (t); must divide ``horizon``; ``None`` = ``horizon``.
         learning_rate: Adam learning rate.
+        lr_schedule: ``"constant"`` or ``"linear"``: the rate falls linearly over the run's
+            updates to ``LINEAR_END`` of its start (SHAC's schedule), so late updates stop
+            moving a policy that has found its gait.
         max_grad_norm: global-norm clipping threshold (the norm is logged first).
         obs_norm: normalise observations with running statistics.
         dtype: ``"float32"`` or ``"float64"`` for physics and parameters.
     """
 
+    RECORDED_IF_SET = ("lr_schedule",)
+
     num_envs: int = 16
     horizon: int = 32
     truncation: int | None = None
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"
     max_grad_norm: float = 1.0
     obs_norm: bool = True
     dtype: str = "float32"
@@ -63,6 +77,7 @@ class ApgConfig(CommonConfig):
                     "pick a divisor or None."
                 )
         check_float("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
+        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         check_float("max_grad_norm", self.max_grad_norm, 0.0, low_open=True)
         check_bool("obs_norm", self.obs_norm)
         check_choice("dtype", self.dtype, DTYPES)
@@ -95,7 +110,9 @@ class Apg:
         self.env = env
         self.config = config
         self.steps_per_iter = config.num_envs * config.horizon
-        self.optimizer = make_optimizer(config.learning_rate, config.max_grad_norm)
+        iters = num_iterations(config.total_steps, self.steps_per_iter)
+        self.optimizer = make_optimizer(scheduled_lr(config.learning_rate, config.lr_schedule, iters),
+                                        config.max_grad_norm)
         self._policy_fn = policy_net(env.action_size, config.hidden, config.activation)[1]
         # loss(params, stats, env_state, key) -> (-mean window reward, (final env state, observations))
         self.loss = functools.partial(apg_loss, env=env, policy_fn=self._policy_fn, num_envs=config.num_envs,

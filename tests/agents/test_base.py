@@ -41,7 +41,7 @@ def _step_sizes(optimizer, updates: int) -> np.ndarray:
     return np.array(sizes)
 
 
-@pytest.mark.parametrize("agent,budget", [("ppo", 3 * 32), ("shac", 5 * 16)])
+@pytest.mark.parametrize("agent,budget", [("ppo", 3 * 32), ("shac", 5 * 16), ("apg", 5 * 16), ("hybrid", 5 * 16)])
 def test_linear_schedule_spans_the_run(pend, agent, budget):
     """lr_schedule="linear" decays every optimiser over exactly the run's updates (to LINEAR_END of the
     start); "constant" keeps the rate; the budget is part of the compiled program only with a schedule."""
@@ -50,7 +50,8 @@ def test_linear_schedule_spans_the_run(pend, agent, budget):
 
     small = {"num_envs": 4, "hidden": (8,), "total_steps": budget}
     small.update({"rollout_steps": 8, "epochs": 2, "minibatches": 2} if agent == "ppo" else
-                 {"horizon": 4, "critic_iterations": 2, "critic_minibatches": 2})
+                 {"horizon": 4, "critic_iterations": 2, "critic_minibatches": 2} if agent == "shac" else
+                 {"horizon": 4})
     info = get_agent(agent)
     cfg = info.default_config("inverted_pendulum", {**small, "lr_schedule": "linear"})
     assert cfg.program_config().total_steps == budget
@@ -59,6 +60,8 @@ def test_linear_schedule_spans_the_run(pend, agent, budget):
     iters = budget // built.steps_per_iter
     if agent == "ppo":
         opts = [(built.optimizer, cfg.learning_rate, iters * 2 * 2)]
+    elif agent in ("apg", "hybrid"):
+        opts = [(built.optimizer, cfg.learning_rate, iters)]
     else:
         opts = [(built.actor_opt, cfg.actor_lr, iters), (built.critic_opt, cfg.critic_lr, iters * 2 * 2)]
     for opt, lr, updates in opts:
@@ -71,3 +74,20 @@ def test_scheduled_lr():
     sched = scheduled_lr(2e-3, "linear", 10)
     assert float(sched(0)) == pytest.approx(2e-3) and float(sched(10)) == pytest.approx(1e-5)
     assert float(sched(50)) == pytest.approx(1e-5)  # stays at the end value
+
+
+@pytest.mark.parametrize("agent", ["apg", "hybrid"])
+def test_window_agents_keep_a_constant_rate_and_old_headers(agent):
+    """APG's schedule is opt-in: at the default the rate is constant and the config's dict (a checkpoint header)
+    has no ``lr_schedule``, as headers written before the field existed; set, it is recorded and rebuilds."""
+    from gradgym.agents import get_agent
+    from gradgym.agents.config import from_dict
+
+    info = get_agent(agent)
+    default = info.default_config("halfcheetah", {})
+    assert default.lr_schedule == "constant" and "lr_schedule" not in default.to_dict()
+    linear = info.default_config("halfcheetah", {"lr_schedule": "linear"})
+    assert linear.to_dict()["lr_schedule"] == "linear"
+    assert from_dict(type(linear), linear.to_dict()) == linear
+    with pytest.raises(ValueError, match="'lr_schedule'.*'constant', 'linear'"):
+        info.default_config("halfcheetah", {"lr_schedule": "cosine"})

@@ -90,8 +90,8 @@ ROBOT_DEFAULTS: dict[str, dict[str, Any]] = {
     # steps; 4-step windows on 64 envs walk forward: 1,896 at 1.2M, 1,350 at 3M, seed 0 (docs/agents.md).
     "ant": {"num_envs": 64, "horizon": 4, "learning_rate": 1e-3},
     # Spring contacts make 32-step gradients explode (median norm 8.8e5); 4-step windows on 64 envs keep the
-    # norm ~1 and learn to run: -1.5 -> 562 at 300k env steps, 2,760 +- 491 at 2M over 3 seeds (docs/agents.md);
-    # a linearly decaying rate ends no higher (2,589 +- 618, 4 seeds).
+    # norm ~1 and learn to run: -1.5 -> 562 at 300k env steps, 2,799 +- 361 at 2M over 5 seeds (docs/agents.md);
+    # a linearly decaying rate ends no higher (2,589 +- 618 against 2,755 +- 401 on seeds 0-3).
     "halfcheetah": {"num_envs": 64, "horizon": 4, "learning_rate": 1e-3},
     "hopper": {"horizon": 32, "learning_rate": 3e-4},
 }

@@ -300,7 +300,7 @@ ROBOT_DEFAULTS: dict[str, dict[str, Any]] = {
     "inverted_double_pendulum": {"num_envs": 16, "horizon": 16, "lr_schedule": "constant"},
     # Spring contacts: at H=32 the gradient norm is 1e6-1e8 and nothing is learned; at H=4 it is ~3-13
     # (median) and halfcheetah runs. 256 envs (1,024 critic samples per window) with the linear decay:
-    # 2,262 +- 399 at 2M steps over 3 seeds (seed 0 peaks at 2,608, then falls to 1,703); docs/agents.md.
+    # 2,412 +- 539 at 2M steps over 5 seeds (1,620 to 2,850; PPO: 3,423 +- 573); docs/agents.md.
     # Measured and not adopted (docs/agents.md): gamma 0.95 (1,991 +- 322, 3 seeds), 64 envs (peaks at 300k,
     # collapses), critic_windows 8 (1,624 vs 1,743 at 600k), horizon 32 with truncation 4 (8x fewer updates),
     # horizon 8 (nothing at 600k), Adam's default betas (3-seed mean 1,537 at 800k of 2M, default 1,633).

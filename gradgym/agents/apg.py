@@ -47,8 +47,8 @@ class ApgConfig(CommonConfig):
             inside a window (t); must divide ``horizon``; ``None`` = ``horizon``.
         learning_rate: Adam learning rate.
         lr_schedule: ``"constant"`` or ``"linear"``: the rate falls linearly over the run's
-            updates to ``LINEAR_END`` of its start (SHAC's schedule), so late updates stop
-            moving a policy that has found its gait.
+            updates to ``LINEAR_END`` of its start (SHAC's schedule). On halfcheetah it holds
+            the return a seed reaches but does not raise it (docs/agents.md).
         max_grad_norm: global-norm clipping threshold (the norm is logged first).
         obs_norm: normalise observations with running statistics.
         dtype: ``"float32"`` or ``"float64"`` for physics and parameters.

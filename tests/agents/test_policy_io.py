@@ -280,3 +280,13 @@ def test_bad_input_gets_named_errors(ppo_run, ppo_policy, tmp_path, capsys):
     assert main(["render", "--env", "inverted_pendulum"]) == 2
     assert "render needs --out" in capsys.readouterr().err
     assert jax.config.jax_enable_x64 is False  # loading float32 runs leaves JAX's 64-bit mode alone
+
+
+def test_gait_script_names_the_joints_it_needs(ppo_run):
+    """scripts/diag_gait.py reads the torso's rootx/rooty joints; a robot without them is refused by name."""
+    script = load_script("diag_gait.py")
+    d, _ = ppo_run
+    with pytest.raises(SystemExit, match="'inverted_pendulum' has no rootx/rooty joints"):
+        script.main([str(d / "ck"), "--episodes", "1"])
+    with pytest.raises(SystemExit, match="--episodes must be >= 1, got 0"):
+        script.main([str(d / "ck"), "--episodes", "0"])

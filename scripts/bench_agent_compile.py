@@ -7,9 +7,10 @@ variant, in a fresh process per variant (no compilation cache):
 
 * ``lower_s``: tracing and lowering that program to StableHLO;
 * ``compile_s``: XLA's compile of it;
-* ``iter_s``: seconds per update once compiled (median of three timed calls of
-  ``--iters`` updates), so a slow first evaluation can be split into compile and
-  training;
+* ``iter_s``: seconds per iteration (one call of the agent's ``iterate``; for
+  SHAC's adaptive window several updates) once compiled, the median of three timed
+  calls of ``--iters`` iterations, so a slow first evaluation can be split into
+  compile and training;
 * ``hlo_lines``: the StableHLO's size.
 
 Usage::
@@ -66,7 +67,7 @@ def measure(agent: str, robot: str, config: dict, iters: int) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    out = ["| agent | robot | config | lower (s) | compile (s) | s / update | env steps / update | StableHLO lines |",
+    out = ["| agent | robot | config | lower (s) | compile (s) | s / iteration | env steps / iteration | StableHLO lines |",
            "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         out.append(f"| {r['agent']} | {r['robot']} | `{json.dumps(r['config'])}` | {r['lower_s']:.1f} | "
@@ -80,7 +81,7 @@ def main() -> None:
     p.add_argument("--robot", default="ant")
     p.add_argument("--variants", nargs="+", default=["{}", SINGLE],
                    help="config overrides (JSON), one fresh process each; '{}' = the robot's defaults")
-    p.add_argument("--iters", type=int, default=4, help="updates per timed call")
+    p.add_argument("--iters", type=int, default=4, help="iterations per timed call")
     p.add_argument("--out", default=None, help="write the rows as JSON here")
     p.add_argument("--table", default=None, help="print the table of a stored JSON and exit")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -103,7 +104,7 @@ def main() -> None:
             sys.exit(f"variant {v} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
         rows.append(json.loads(lines[-1][len("RESULT "):]))
         r = rows[-1]
-        print(f"{v}: lower {r['lower_s']:.1f} s, compile {r['compile_s']:.1f} s, {r['iter_s']:.3f} s/update",
+        print(f"{v}: lower {r['lower_s']:.1f} s, compile {r['compile_s']:.1f} s, {r['iter_s']:.3f} s/iteration",
               flush=True)
     print(table(rows))
     if a.out:

@@ -33,11 +33,11 @@ def measure(path: str, episodes: int) -> dict:
     if "rooty" not in names or "rootx" not in names:
         raise SystemExit(f"{path}: robot {env.robot!r} has no rootx/rooty joints (halfcheetah, hopper, walker2d do)")
     ix, iy = names.index("rootx"), names.index("rooty")
-    step = jax.jit(env.step)
+    reset, step = jax.jit(env.reset), jax.jit(env.step)
     horizon = env.episode_length or 1000
     rows = []
     for k in range(episodes):
-        state = jax.jit(env.reset)(jax.random.PRNGKey(1000 + k))
+        state = reset(jax.random.PRNGKey(1000 + k))
         x0 = float(state.inner.pipeline_state.q[ix])
         total, pitch = 0.0, []
         for _ in range(horizon):

@@ -123,6 +123,12 @@ def compute_gae(rewards, values, dones, last_value, gamma: float, lam: float):
         (advantages, returns), both ``[T, ...]``.
     """
     next_values = jnp.concatenate([values[1:], last_value[None]], 0)
+    return gae_from_next(rewards, values, next_values, dones, gamma, lam)
+
+
+def gae_from_next(rewards, values, next_values, dones, gamma: float, lam: float):
+    """:func:`compute_gae` with each step's next value given (``next_values[t]``: the value after step t, used
+    where the episode goes on); returns (advantages, returns)."""
 
     def body(gae, x):
         r, v, nv, d = x
@@ -131,7 +137,7 @@ def compute_gae(rewards, values, dones, last_value, gamma: float, lam: float):
         gae = delta + gamma * lam * nonterminal * gae
         return gae, gae
 
-    _, adv = jax.lax.scan(body, jnp.zeros_like(last_value), (rewards, values, next_values, dones), reverse=True)
+    _, adv = jax.lax.scan(body, jnp.zeros_like(values[0]), (rewards, values, next_values, dones), reverse=True)
     return adv, adv + values
 
 

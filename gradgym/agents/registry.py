@@ -99,6 +99,13 @@ def _ppo() -> AgentSpec:
 
 
 @functools.cache
+def _gippo() -> AgentSpec:
+    from gradgym.agents import gippo
+
+    return AgentSpec(gippo.GiPpoConfig, gippo.ROBOT_DEFAULTS, agent_class=gippo.GiPpo)
+
+
+@functools.cache
 def _es() -> AgentSpec:
     from gradgym.agents import es
 
@@ -121,6 +128,8 @@ AGENTS: dict[str, AgentInfo] = {
         AgentInfo("hybrid", "analytic + likelihood-ratio window gradients, alpha-order weighted with a bias check "
                   "(JAX)", _hybrid),
         AgentInfo("ppo", "proximal policy optimisation in JAX on the batched core (GAE, clipped surrogate)", _ppo),
+        AgentInfo("gippo", "gradient-informed PPO: PPO from an alpha-policy moved along the simulator's action "
+                  "gradient of the advantage (JAX)", _gippo),
         AgentInfo("es", "evolution strategies via evosax (OpenAI-ES default; PGPE, SNES, CMA-ES, PES, ...)", _es),
         AgentInfo("sb3", "any Stable-Baselines3 algorithm (PPO default) on the SB3 VecEnv shell", _sb3),
     )

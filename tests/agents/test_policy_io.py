@@ -31,7 +31,7 @@ SEED = 1  # not 0: the default evaluation must take the run's seed from the chec
 # The other agents' checkpoints, on 50-step pendulum episodes (a new agent gets the generic settings).
 TINY = {"eval_episodes": 2, "hidden": (8,)}
 TINY_AGENT = {"es": {"population_size": 8}, "apg": {"num_envs": 2, "horizon": 8}, "shac": {"num_envs": 2, "horizon": 8},
-              "hybrid": {"num_envs": 2, "horizon": 8}}
+              "hybrid": {"num_envs": 2, "horizon": 8}, "gippo": {"num_envs": 2, "rollout_steps": 8, "minibatches": 2}}
 
 
 @pytest.fixture(scope="module")

@@ -147,10 +147,11 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
            "skipped_updates": float(m("skipped_updates").sum()),
            "final": stats.estimate(final), "auc": stats.estimate(areas),
            "gain": stats.learned(m("initial_return"), final)}
-    for k in ("grad_norm_mean", "grad_norm_median", "grad_norm_max", "alpha_mean", "alpha_median"):
+    for k in ("grad_norm_mean", "grad_norm_median", "grad_norm_max", "alpha_mean", "alpha_median", "gi_alpha_median",
+              "gi_alpha_max"):
         v = m(k)
         if np.isfinite(v).any():
-            agg[k] = float(np.nanmean(v) if k != "grad_norm_max" else np.nanmax(v))
+            agg[k] = float(np.nanmax(v) if k.endswith("_max") else np.nanmean(v))
     return agg
 
 
@@ -243,6 +244,9 @@ def verdict(results: dict[str, Any]) -> str:
         if "alpha_mean" in a:
             why.append(f"{n} weighted the analytic gradient by {a['alpha_mean']:.2f} on average (median "
                        f"{a['alpha_median']:.2f}; 1 = all analytic, 0 = all likelihood-ratio)")
+        if "gi_alpha_median" in a:
+            why.append(f"{n} stepped toward its alpha-policy with alpha median {a['gi_alpha_median']:.3g}, max "
+                       f"{a['gi_alpha_max']:.3g} (pre-tanh action units per unit of advantage gradient)")
     if why:
         text += f" Evidence: {'; '.join(why)}."
     return text

@@ -104,4 +104,7 @@ def summarize(history: dict[str, list[float]], curve: Curve, skipped: int) -> di
     a = np.asarray(history.get("alpha", []), np.float64)
     if a.size:  # the hybrid's weight of the analytic gradient, per update
         out.update(alpha_mean=float(a.mean()), alpha_median=float(np.median(a)))
+    a = np.asarray(history.get("gi_alpha", []), np.float64)
+    if a.size:  # gippo's step toward the alpha-policy, per update
+        out.update(gi_alpha_median=float(np.median(a)), gi_alpha_max=float(a.max()))
     return out

@@ -75,6 +75,7 @@ def test_gippo_learns_pendulum(gippo_run):
     alpha = np.asarray(gippo_run.history["gi_alpha"])
     assert alpha.shape == (48,) and alpha[0] == pytest.approx(1e-3)
     assert alpha.max() > 2e-3  # fits that held the policy's spread let alpha grow
+    assert gippo_run.metrics["gi_alpha_median"] == pytest.approx(float(np.median(alpha)))
 
 
 def test_bad_gippo_configs_name_the_field():

@@ -99,3 +99,10 @@ def test_verdict_reports_the_hybrids_weight():
     text = verdict(_results({"hybrid": hybrid, "ppo": [_run([0, 100], [0.0, 10.0], [0.0, 20.0])] * 3}, 3))
     assert "hybrid's gradient norm (before clipping) median 1, max 4, 0 skipped updates" in text
     assert "hybrid weighted the analytic gradient by 0.40 on average (median 0.50;" in text
+
+
+def test_verdict_reports_gippos_alpha():
+    gippo = [_run([0, 100], [0.0, 10.0], [0.0, 30.0], gi_alpha_median=a, gi_alpha_max=3 * a) for a in (1e-3, 2e-3, 3e-3)]
+    text = verdict(_results({"gippo": gippo, "ppo": [_run([0, 100], [0.0, 10.0], [0.0, 20.0])] * 3}, 3))
+    assert "gippo stepped toward its alpha-policy with alpha median 0.002, max 0.009" in text
+    assert "gippo's gradient norm" not in text  # PPO's loss gradient, not the simulator's

@@ -1,5 +1,6 @@
 """Policy learning on the same robots: apg (backprop through the simulator), shac (short-horizon
-actor-critic), hybrid (analytic and likelihood-ratio gradients, alpha-order weighted), ppo, es, sb3.
+actor-critic), hybrid (analytic and likelihood-ratio gradients, alpha-order weighted), gippo (PPO after a step
+toward an alpha-policy from the simulator's gradient), ppo, es, sb3.
 
 One API for all::
 

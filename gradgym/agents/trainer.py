@@ -1,6 +1,6 @@
 """``train(agent, env, config, seed)``: the one training loop for every agent.
 
-JAX agents (apg, shac, hybrid, ppo, es) expose ``init(key)``, a jitted
+JAX agents (apg, shac, hybrid, gippo, ppo, es) expose ``init(key)``, a jitted
 ``iterate(state) -> (state, metrics)`` and ``steps_per_iter``. The loop runs
 all the updates between two evaluation points inside one compiled program
 (:func:`fused_iterate`: a ``lax.scan`` over ``iterate``, as Brax's
@@ -71,7 +71,7 @@ def train(
     """Trains ``agent`` on ``env`` for ``config.total_steps`` env steps.
 
     Args:
-        agent: ``"apg"``, ``"shac"``, ``"hybrid"``, ``"ppo"``, ``"es"`` or ``"sb3"`` (see ``AGENTS``).
+        agent: ``"apg"``, ``"shac"``, ``"hybrid"``, ``"gippo"``, ``"ppo"``, ``"es"`` or ``"sb3"`` (see ``AGENTS``).
         env: robot name (episode limit = its Gymnasium limit) or a ``BraxEnv`` from ``gradgym.envs.make``.
         config: ``None`` (the robot's defaults), a dict of overrides, or the agent's config dataclass.
         seed: run seed; the same seed gives the same curve (bit-identical returns).

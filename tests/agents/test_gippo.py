@@ -28,7 +28,7 @@ def test_advantage_gradients_are_each_steps_own(short_pendulum):
     key = jax.random.PRNGKey(7)
     g, _, traj, adv, _ = jax.jit(agent.rollout_gradients)(ts.params, ts.stats, ts.env_state, key)
     du = jnp.zeros((cfg.rollout_steps, cfg.num_envs, agent.env.action_size))
-    jac = jax.jit(jax.jacrev(lambda d: agent.advantages(d, ts.params, ts.stats, ts.env_state, key)[0]))(du)
+    jac = jax.jit(jax.jacfwd(lambda d: agent.advantages(d, ts.params, ts.stats, ts.env_state, key)[0]))(du)
     t, n = np.arange(cfg.rollout_steps), np.arange(cfg.num_envs)
     own = np.asarray(jac)[t[:, None], n[None, :], t[:, None], n[None, :]]  # [T, N, A]
     assert np.asarray(traj.done).sum() >= 2  # the rollout crosses episode ends

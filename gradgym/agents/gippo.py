@@ -6,10 +6,12 @@ arXiv 2312.08710). One iteration:
 1. **Rollout, differentiated.** PPO's rollout (``num_envs`` robots,
    ``rollout_steps`` steps), with a zero offset added to every pre-tanh action
    sample ``u``. GAE's advantages are a function of those offsets through the
-   physics, the later actions and the value network; one backward pass of
-   the sum of the advantages at the segment starts gives every
-   ``dA_t/du_t`` (times a known power of ``gamma lambda``, which
-   :func:`advantage_gradients` divides out).
+   physics and the value network (the later actions' samples are constants:
+   the gradient is that of the sampled action sequence, not through the
+   policy's response to the changed states); one backward pass of the sum of
+   the advantages at the segment starts gives every ``dA_t/du_t`` (times a
+   known sum of powers of ``gamma lambda``, which :func:`advantage_gradients`
+   divides out).
    The env state's gradient is stopped every ``truncation`` steps, as APG's
    window: on Brax's spring contacts gradients longer than a few steps explode.
 2. **Alpha-policy.** The targets ``u + alpha dA/du`` are what a policy a little
